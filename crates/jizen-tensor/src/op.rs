@@ -1,0 +1,134 @@
+//! The primitive operations: the only list of them. Every differentiable tensor that was
+//! computed (rather than created) remembers the `Op` that made it and its inputs; autograd walks
+//! these records backwards. Everything else in the engine (sigmoid, softmax, conv2d, pooling,
+//! cross-entropy, ...) is composed from these and has no backward code of its own.
+
+use crate::ops::conv::Im2colGeometry;
+use crate::Tensor;
+
+/// Elementwise functions of one tensor (`ops/unary.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Abs,
+    Tanh,
+    Relu,
+    Erf,
+}
+
+/// Elementwise functions of two tensors of one shape (`ops/binary.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+}
+
+/// Comparisons (`ops/binary.rs`); they return 0/1 in the input dtype and carry no gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Reductions over a set of axes, keeping them as size 1 (`ops/reduce.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+/// How a tensor was computed from its inputs.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Unary(UnaryOp, Tensor),
+    Binary(BinaryOp, Tensor, Tensor),
+    /// `where(cond, a, b)`; `cond` carries no gradient.
+    Where(Tensor, Tensor, Tensor),
+    /// Reduction over `axes`, keeping them (size 1).
+    Reduce(ReduceOp, Tensor, Vec<usize>),
+    Reshape(Tensor),
+    Permute(Tensor, Vec<usize>),
+    /// Broadcast to a larger shape (stride 0); backward sums back to the source shape.
+    Expand(Tensor),
+    /// `(input, dim, start)`; the length is the output's.
+    Narrow(Tensor, usize, usize),
+    Cat(Vec<Tensor>, usize),
+    /// Contiguous copy of a view.
+    Copy(Tensor),
+    /// Conversion between float dtypes.
+    Cast(Tensor),
+    /// Batched matrix product of operands with equal batch dimensions.
+    Matmul(Tensor, Tensor),
+    /// `(input, dim, index)`.
+    IndexSelect(Tensor, usize, Tensor),
+    /// `(base, dim, index, source)`: `base` with `source` rows added at `index` along `dim`.
+    IndexAdd(Tensor, usize, Tensor, Tensor),
+    /// `(input, dim, index)`.
+    Gather(Tensor, usize, Tensor),
+    /// `(base, dim, index, source)`.
+    ScatterAdd(Tensor, usize, Tensor, Tensor),
+    /// Sliding windows of an image batch as columns (the "unfold" of convolution).
+    Im2col(Tensor, Im2colGeometry),
+    /// The adjoint of `Im2col`: columns summed back into an image batch ("fold").
+    Col2im(Tensor, Im2colGeometry),
+}
+
+impl Op {
+    /// The inputs through which gradients flow.
+    pub fn inputs(&self) -> Vec<&Tensor> {
+        match self {
+            Op::Unary(_, x)
+            | Op::Reduce(_, x, _)
+            | Op::Reshape(x)
+            | Op::Permute(x, _)
+            | Op::Expand(x)
+            | Op::Narrow(x, _, _)
+            | Op::Copy(x)
+            | Op::Cast(x)
+            | Op::IndexSelect(x, _, _)
+            | Op::Gather(x, _, _)
+            | Op::Im2col(x, _)
+            | Op::Col2im(x, _) => vec![x],
+            Op::Binary(_, a, b) | Op::Where(_, a, b) | Op::Matmul(a, b) => vec![a, b],
+            Op::IndexAdd(base, _, _, src) | Op::ScatterAdd(base, _, _, src) => vec![base, src],
+            Op::Cat(xs, _) => xs.iter().collect(),
+        }
+    }
+
+    /// A short name for error messages and graph dumps.
+    pub fn name(&self) -> String {
+        match self {
+            Op::Unary(u, _) => format!("{u:?}").to_lowercase(),
+            Op::Binary(b, _, _) => format!("{b:?}").to_lowercase(),
+            Op::Reduce(r, _, _) => format!("{r:?}").to_lowercase(),
+            Op::Where(..) => "where".into(),
+            Op::Reshape(_) => "reshape".into(),
+            Op::Permute(..) => "permute".into(),
+            Op::Expand(_) => "expand".into(),
+            Op::Narrow(..) => "narrow".into(),
+            Op::Cat(..) => "cat".into(),
+            Op::Copy(_) => "contiguous".into(),
+            Op::Cast(_) => "to_dtype".into(),
+            Op::Matmul(..) => "matmul".into(),
+            Op::IndexSelect(..) => "index_select".into(),
+            Op::IndexAdd(..) => "index_add".into(),
+            Op::Gather(..) => "gather".into(),
+            Op::ScatterAdd(..) => "scatter_add".into(),
+            Op::Im2col(..) => "im2col".into(),
+            Op::Col2im(..) => "col2im".into(),
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! Convolution and pooling. Two primitives, `im2col` (sliding windows as columns, PyTorch's
+//! `unfold`) and its adjoint `col2im` (`fold`); convolution is im2col + one GEMM, transposed
+//! convolution is one GEMM + col2im, and pooling is im2col or a gather. None of the composites
+//! has backward code of its own.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::error::{invalid, shape_err, Result};
+use crate::op::Op;
+use crate::parallel::{pool, worth_parallel};
+use crate::storage::StorageElement;
+use crate::tensor::strided_copy;
+use crate::Tensor;
+
+/// The window geometry shared by an image `[N, c, h, w]` and its columns
+/// `[N, c * kh * kw, oh * ow]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Im2colGeometry {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub out: [usize; 2],
+}
+
+impl Im2colGeometry {
+    /// Geometry of a `kernel` sliding over an image of `c` channels and size `h`×`w`.
+    pub fn new(
+        op: &'static str,
+        c: usize,
+        h: usize,
+        w: usize,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<Self> {
+        if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
+            return Err(invalid(op, format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive")));
+        }
+        let size = |i: usize, n: usize| -> Result<usize> {
+            let span = dilation[i] * (kernel[i] - 1) + 1;
+            if n + 2 * padding[i] < span {
+                return Err(shape_err(op, format!("input {h}x{w} with padding {padding:?} is smaller than the kernel {kernel:?} (dilation {dilation:?})")));
+            }
+            Ok((n + 2 * padding[i] - span) / stride[i] + 1)
+        };
+        Ok(Im2colGeometry {
+            c,
+            h,
+            w,
+            kernel,
+            stride,
+            padding,
+            dilation,
+            out: [size(0, h)?, size(1, w)?],
+        })
+    }
+
+    fn rows(&self) -> usize {
+        self.c * self.kernel[0] * self.kernel[1]
+    }
+
+    fn cols(&self) -> usize {
+        self.out[0] * self.out[1]
+    }
+
+    /// For kernel offset `k` along axis `i`, the output positions whose input coordinate
+    /// `o * stride - padding + k * dilation` lies inside the image: `lo..hi`.
+    fn valid(&self, i: usize, k: usize) -> (usize, usize) {
+        let n = if i == 0 { self.h } else { self.w };
+        let (s, p, d) = (self.stride[i], self.padding[i], self.dilation[i]);
+        let shift = k * d; // input coordinate = o*s + shift - p
+        let lo = if shift >= p {
+            0
+        } else {
+            (p - shift).div_ceil(s)
+        };
+        // o*s + shift - p <= n - 1  <=>  o <= (n - 1 + p - shift) / s
+        let hi = if n + p > shift {
+            ((n - 1 + p - shift) / s + 1).min(self.out[i])
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// `x` [N, c, h, w] (contiguous data) -> columns [N, c*kh*kw, oh*ow].
+fn im2col_kernel<T: Float>(x: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
+    let (rows, cols) = (g.rows(), g.cols());
+    let [kh, kw] = g.kernel;
+    let [oh, ow] = g.out;
+    let mut out = vec![T::zero(); n * rows * cols];
+    let plane = g.h * g.w;
+    // One task per (image, channel): its kh*kw rows are contiguous in the output.
+    let work = |nc: usize, dst: &mut [T]| {
+        let src = &x[nc * plane..(nc + 1) * plane];
+        for ki in 0..kh {
+            let (ylo, yhi) = g.valid(0, ki);
+            for kj in 0..kw {
+                let (xlo, xhi) = g.valid(1, kj);
+                let row = &mut dst[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                for oy in ylo..yhi {
+                    let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
+                    let line = &src[iy * g.w..(iy + 1) * g.w];
+                    let o = &mut row[oy * ow..(oy + 1) * ow];
+                    let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
+                    if g.stride[1] == 1 {
+                        o[xlo..xhi].copy_from_slice(&line[ix0..ix0 + (xhi - xlo)]);
+                    } else {
+                        for (t, ox) in (xlo..xhi).enumerate() {
+                            o[ox] = line[ix0 + t * g.stride[1]];
+                        }
+                    }
+                }
+            }
+        }
+        let _ = oh;
+    };
+    let chunk = kh * kw * cols;
+    if worth_parallel(out.len()) {
+        pool().install(|| {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(nc, d)| work(nc, d))
+        });
+    } else {
+        out.chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(nc, d)| work(nc, d));
+    }
+    out
+}
+
+/// Columns [N, c*kh*kw, oh*ow] (contiguous data) -> image [N, c, h, w], overlapping windows summed.
+fn col2im_kernel<T: Float>(cols_data: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
+    let cols = g.cols();
+    let [kh, kw] = g.kernel;
+    let ow = g.out[1];
+    let plane = g.h * g.w;
+    let mut out = vec![T::zero(); n * g.c * plane];
+    let work = |nc: usize, img: &mut [T]| {
+        let src = &cols_data[nc * kh * kw * cols..(nc + 1) * kh * kw * cols];
+        for ki in 0..kh {
+            let (ylo, yhi) = g.valid(0, ki);
+            for kj in 0..kw {
+                let (xlo, xhi) = g.valid(1, kj);
+                let row = &src[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
+                for oy in ylo..yhi {
+                    let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
+                    let line = &mut img[iy * g.w..(iy + 1) * g.w];
+                    let r = &row[oy * ow..(oy + 1) * ow];
+                    let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
+                    for (t, ox) in (xlo..xhi).enumerate() {
+                        line[ix0 + t * g.stride[1]] += r[ox];
+                    }
+                }
+            }
+        }
+    };
+    if worth_parallel(cols_data.len()) {
+        pool().install(|| {
+            out.par_chunks_mut(plane)
+                .enumerate()
+                .for_each(|(nc, d)| work(nc, d))
+        });
+    } else {
+        out.chunks_mut(plane.max(1))
+            .enumerate()
+            .for_each(|(nc, d)| work(nc, d));
+    }
+    out
+}
+
+fn contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
+    let s = t.storage();
+    strided_copy(T::slice(&s), t.layout())
+}
+
+/// Strides, padding, dilation and groups of a convolution (PyTorch's defaults: 1, 0, 1, 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOptions {
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    /// Extra rows/columns on one side of a transposed convolution's output.
+    pub output_padding: [usize; 2],
+}
+
+impl Default for ConvOptions {
+    fn default() -> Self {
+        ConvOptions {
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: 1,
+            output_padding: [0, 0],
+        }
+    }
+}
+
+impl ConvOptions {
+    pub fn stride(mut self, s: usize) -> Self {
+        self.stride = [s, s];
+        self
+    }
+    pub fn padding(mut self, p: usize) -> Self {
+        self.padding = [p, p];
+        self
+    }
+    pub fn dilation(mut self, d: usize) -> Self {
+        self.dilation = [d, d];
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    pub fn output_padding(mut self, p: usize) -> Self {
+        self.output_padding = [p, p];
+        self
+    }
+}
+
+fn expect_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
+    match t.shape() {
+        &[a, b, c, d] => Ok([a, b, c, d]),
+        s => Err(shape_err(
+            op,
+            format!("{what} must be 4-D [N, C, H, W], got {s:?}"),
+        )),
+    }
+}
+
+impl Tensor {
+    /// Sliding windows of `self` [N, C, H, W] as columns [N, C*kh*kw, oh*ow] (zero padding).
+    pub fn im2col(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<Tensor> {
+        let [n, c, h, w] = expect_rank4("im2col", "input", self)?;
+        let g = Im2colGeometry::new("im2col", c, h, w, kernel, stride, padding, dilation)?;
+        self.im2col_geom(n, g)
+    }
+
+    fn im2col_geom(&self, n: usize, g: Im2colGeometry) -> Result<Tensor> {
+        crate::with_float!(self.dtype(), "im2col", |T| {
+            let x = contiguous_vec::<T>(self);
+            let data = im2col_kernel::<T>(&x, n, &g);
+            Ok(Tensor::from_op(
+                T::wrap(data),
+                &[n, g.rows(), g.cols()],
+                || Op::Im2col(self.clone(), g),
+            ))
+        })
+    }
+
+    fn col2im_geom(&self, g: Im2colGeometry) -> Result<Tensor> {
+        let n = self.shape()[0];
+        if self.shape() != [n, g.rows(), g.cols()] {
+            return Err(shape_err(
+                "col2im",
+                format!(
+                    "columns {:?} do not match [N, {}, {}]",
+                    self.shape(),
+                    g.rows(),
+                    g.cols()
+                ),
+            ));
+        }
+        crate::with_float!(self.dtype(), "col2im", |T| {
+            let x = contiguous_vec::<T>(self);
+            let data = col2im_kernel::<T>(&x, n, &g);
+            Ok(Tensor::from_op(T::wrap(data), &[n, g.c, g.h, g.w], || {
+                Op::Col2im(self.clone(), g)
+            }))
+        })
+    }
+
+    /// Sums columns [N, C*kh*kw, oh*ow] back into an image [N, C, H, W] (the adjoint of
+    /// [`Tensor::im2col`]).
+    pub fn col2im(
+        &self,
+        image: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<Tensor> {
+        if self.rank() != 3 {
+            return Err(shape_err(
+                "col2im",
+                format!("columns must be 3-D, got {:?}", self.shape()),
+            ));
+        }
+        let k = kernel[0] * kernel[1];
+        if k == 0 || self.shape()[1] % k != 0 {
+            return Err(shape_err(
+                "col2im",
+                format!(
+                    "{} rows are not a multiple of the kernel size {kernel:?}",
+                    self.shape()[1]
+                ),
+            ));
+        }
+        let g = Im2colGeometry::new(
+            "col2im",
+            self.shape()[1] / k,
+            image[0],
+            image[1],
+            kernel,
+            stride,
+            padding,
+            dilation,
+        )?;
+        self.col2im_geom(g)
+    }
+
+    /// 2-D convolution (cross-correlation, as in PyTorch) of `self` [N, Cin, H, W] with `weight`
+    /// [Cout, Cin/groups, kh, kw] and an optional `bias` [Cout].
+    pub fn conv2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: ConvOptions) -> Result<Tensor> {
+        let [n, cin, h, w] = expect_rank4("conv2d", "input", self)?;
+        let [cout, cin_g, kh, kw] = expect_rank4("conv2d", "weight", weight)?;
+        let g = o.groups;
+        if g == 0 || cin_g * g != cin || cout % g != 0 {
+            return Err(shape_err("conv2d", format!("input {:?} and weight {:?} do not agree with groups={g} (input channels must equal weight.shape[1] * groups)", self.shape(), weight.shape())));
+        }
+        let geom = Im2colGeometry::new(
+            "conv2d",
+            cin,
+            h,
+            w,
+            [kh, kw],
+            o.stride,
+            o.padding,
+            o.dilation,
+        )?;
+        let [oh, ow] = geom.out;
+        let cols = self.im2col_geom(n, geom)?; // [N, Cin*kh*kw, L]
+        let kg = cin_g * kh * kw;
+        let out = if g == 1 {
+            weight.reshape(&[cout, kg])?.matmul(&cols)?
+        } else {
+            let c = cols.reshape(&[n, g, kg, oh * ow])?;
+            weight
+                .reshape(&[g, cout / g, kg])?
+                .matmul(&c)?
+                .reshape(&[n, cout, oh * ow])?
+        };
+        let out = out.reshape(&[n, cout, oh, ow])?;
+        match bias {
+            None => Ok(out),
+            Some(b) => out.add(&check_bias("conv2d", b, cout)?.reshape(&[1, cout, 1, 1])?),
+        }
+    }
+
+    /// Transposed 2-D convolution of `self` [N, Cin, H, W] with `weight` [Cin, Cout/groups, kh, kw]
+    /// (PyTorch's layout), optional `bias` [Cout]; honours `output_padding`.
+    pub fn conv_transpose2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        o: ConvOptions,
+    ) -> Result<Tensor> {
+        let [n, cin, h, w] = expect_rank4("conv_transpose2d", "input", self)?;
+        let [wcin, cout_g, kh, kw] = expect_rank4("conv_transpose2d", "weight", weight)?;
+        let g = o.groups;
+        if g == 0 || wcin != cin || cin % g != 0 {
+            return Err(shape_err("conv_transpose2d", format!("input {:?} and weight {:?} do not agree with groups={g} (input channels must equal weight.shape[0])", self.shape(), weight.shape())));
+        }
+        for i in 0..2 {
+            if o.output_padding[i] >= o.stride[i].max(o.dilation[i]) {
+                return Err(invalid(
+                    "conv_transpose2d",
+                    format!(
+                        "output_padding {:?} must be smaller than stride {:?} or dilation {:?}",
+                        o.output_padding, o.stride, o.dilation
+                    ),
+                ));
+            }
+        }
+        let cout = cout_g * g;
+        let size = |i: usize, x: usize, k: usize| -> Result<usize> {
+            let full = (x - 1) * o.stride[i] + o.dilation[i] * (k - 1) + o.output_padding[i] + 1;
+            full.checked_sub(2 * o.padding[i])
+                .filter(|&s| s > 0)
+                .ok_or_else(|| {
+                    shape_err(
+                        "conv_transpose2d",
+                        format!("padding {:?} leaves no output for input {h}x{w}", o.padding),
+                    )
+                })
+        };
+        let (hout, wout) = (size(0, h, kh)?, size(1, w, kw)?);
+        let geom = Im2colGeometry::new(
+            "conv_transpose2d",
+            cout,
+            hout,
+            wout,
+            [kh, kw],
+            o.stride,
+            o.padding,
+            o.dilation,
+        )?;
+        debug_assert_eq!(geom.out, [h, w]);
+        let k = cout_g * kh * kw;
+        let cols = if g == 1 {
+            weight
+                .reshape(&[cin, k])?
+                .t()?
+                .matmul(&self.reshape(&[n, cin, h * w])?)?
+        } else {
+            let wg = weight.reshape(&[g, cin / g, k])?.transpose(-1, -2)?;
+            wg.matmul(&self.reshape(&[n, g, cin / g, h * w])?)?
+                .reshape(&[n, cout * kh * kw, h * w])?
+        };
+        let out = cols.col2im_geom(geom)?;
+        match bias {
+            None => Ok(out),
+            Some(b) => {
+                out.add(&check_bias("conv_transpose2d", b, cout)?.reshape(&[1, cout, 1, 1])?)
+            }
+        }
+    }
+
+    /// Max pooling; returns the pooled values. Windows may be padded (padding counts as -inf) and
+    /// dilated. The gradient goes to the first maximum of each window, as in PyTorch.
+    pub fn max_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<Tensor> {
+        Ok(self
+            .max_pool2d_with_indices(kernel, stride, padding, dilation)?
+            .0)
+    }
+
+    /// Max pooling, also returning each maximum's flat index `y * W + x` within its plane (i64),
+    /// like PyTorch's `return_indices=True`. Composite: the values are a gather at the indices.
+    pub fn max_pool2d_with_indices(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<(Tensor, Tensor)> {
+        let [n, c, h, w] = expect_rank4("max_pool2d", "input", self)?;
+        if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
+            return Err(invalid(
+                "max_pool2d",
+                format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
+            ));
+        }
+        let geom = Im2colGeometry::new("max_pool2d", c, h, w, kernel, stride, padding, dilation)?;
+        let [oh, ow] = geom.out;
+        let idx: Vec<i64> = crate::with_float!(self.dtype(), "max_pool2d", |T| {
+            let x = contiguous_vec::<T>(self);
+            let plane = h * w;
+            let mut idx = vec![0i64; n * c * oh * ow];
+            let work = |nc: usize, dst: &mut [i64]| {
+                let src = &x[nc * plane..(nc + 1) * plane];
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut best = usize::MAX;
+                        let mut best_v = T::NEG_INFINITY;
+                        for ki in 0..kernel[0] {
+                            let iy =
+                                (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
+                            if iy < 0 || iy >= h as isize {
+                                continue;
+                            }
+                            for kj in 0..kernel[1] {
+                                let ix = (ox * stride[1] + kj * dilation[1]) as isize
+                                    - padding[1] as isize;
+                                if ix < 0 || ix >= w as isize {
+                                    continue;
+                                }
+                                let at = iy as usize * w + ix as usize;
+                                let v = src[at];
+                                if best == usize::MAX
+                                    || v > best_v
+                                    || (v.is_nan() && !best_v.is_nan())
+                                {
+                                    best = at;
+                                    best_v = v;
+                                }
+                            }
+                        }
+                        dst[oy * ow + ox] = best as i64;
+                    }
+                }
+            };
+            let chunk = (oh * ow).max(1);
+            if worth_parallel(x.len()) {
+                pool().install(|| {
+                    idx.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, d)| work(i, d))
+                });
+            } else {
+                idx.chunks_mut(chunk)
+                    .enumerate()
+                    .for_each(|(i, d)| work(i, d));
+            }
+            Ok(idx)
+        })?;
+        let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;
+        let vals = self
+            .reshape(&[n, c, h * w])?
+            .gather(2, &idx)?
+            .reshape(&[n, c, oh, ow])?;
+        Ok((vals, idx.reshape(&[n, c, oh, ow])?))
+    }
+
+    /// Average pooling with zero padding; `count_include_pad` as in PyTorch (default there: true).
+    pub fn avg_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> Result<Tensor> {
+        let [n, c, h, w] = expect_rank4("avg_pool2d", "input", self)?;
+        let geom = Im2colGeometry::new("avg_pool2d", 1, h, w, kernel, stride, padding, [1, 1])?;
+        let [oh, ow] = geom.out;
+        let cols = self.reshape(&[n * c, 1, h, w])?.im2col_geom(n * c, geom)?; // [N*C, kh*kw, L]
+        let pooled = if count_include_pad || padding == [0, 0] {
+            cols.mean(&[1], false)?
+        } else {
+            let ones = Tensor::ones(&[1, 1, h, w], self.dtype());
+            let count = ones.im2col_geom(1, geom)?.sum(&[1], false)?; // [1, L]
+            cols.sum(&[1], false)?.div(&count)?
+        };
+        pooled.reshape(&[n, c, oh, ow])
+    }
+
+    /// Adaptive average pooling to `[oh, ow]` with PyTorch's window rule
+    /// (`floor(i*H/oh) .. ceil((i+1)*H/oh)`), composed as `P_h @ x @ P_wᵀ`.
+    pub fn adaptive_avg_pool2d(&self, out: [usize; 2]) -> Result<Tensor> {
+        let [_, _, h, w] = expect_rank4("adaptive_avg_pool2d", "input", self)?;
+        if out.contains(&0) {
+            return Err(invalid(
+                "adaptive_avg_pool2d",
+                format!("output size {out:?} must be positive"),
+            ));
+        }
+        let pool_matrix = |o: usize, n: usize| -> Tensor {
+            let mut m = vec![0.0; o * n];
+            for i in 0..o {
+                let (s, e) = ((i * n) / o, ((i + 1) * n).div_ceil(o));
+                for j in s..e {
+                    m[i * n + j] = 1.0 / (e - s) as f64;
+                }
+            }
+            Tensor::from_f64_vec(m, &[o, n], self.dtype())
+        };
+        let ph = pool_matrix(out[0], h);
+        let pw = pool_matrix(out[1], w);
+        ph.matmul(self)?.matmul(&pw.t()?)
+    }
+}
+
+fn check_bias(op: &'static str, b: &Tensor, c: usize) -> Result<Tensor> {
+    if b.shape() != [c] {
+        return Err(shape_err(
+            op,
+            format!("bias must be [{c}], got {:?}", b.shape()),
+        ));
+    }
+    Ok(b.clone())
+}
+
+/// Gradient of `im2col(x)`: the columns' gradient folded back.
+pub(crate) fn im2col_backward(_x: &Tensor, g: &Im2colGeometry, grad: &Tensor) -> Result<Tensor> {
+    grad.col2im_geom(*g)
+}
+
+/// Gradient of `col2im(cols)`: the image's gradient unfolded.
+pub(crate) fn col2im_backward(g: &Im2colGeometry, grad: &Tensor) -> Result<Tensor> {
+    grad.im2col_geom(grad.shape()[0], *g)
+}

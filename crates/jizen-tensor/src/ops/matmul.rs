@@ -1,0 +1,221 @@
+//! Matrix products through the `gemm` crate. Operands may be strided (a transposed view is
+//! passed to the kernel as strides, never copied); batch dimensions broadcast.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::error::{dtype_err, shape_err, Result};
+use crate::layout::broadcast_shapes;
+use crate::op::Op;
+use crate::parallel::{num_threads, pool};
+use crate::storage::StorageElement;
+use crate::Tensor;
+
+/// Products with fewer multiply-adds than this run on one thread.
+const PAR_FLOPS: usize = 1 << 18;
+
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    fn at(&self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// Batched product of `a` [batch.., m, k] and `b` [batch.., k, n] with identical batch dims.
+fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor) -> Vec<T> {
+    let r = a.rank();
+    let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
+    let batch_shape = &a.shape()[..r - 2];
+    let nb: usize = batch_shape.iter().product();
+    let mut out = vec![T::zero(); nb * m * n];
+    if m == 0 || n == 0 || k == 0 {
+        return out;
+    }
+    let (sa, sb) = (a.storage(), b.storage());
+    let (xa, xb) = (T::slice(&sa), T::slice(&sb));
+    let (la, lb) = (a.layout(), b.layout());
+    let (a_rs, a_cs) = (la.strides()[r - 2] as isize, la.strides()[r - 1] as isize);
+    let (b_rs, b_cs) = (lb.strides()[r - 2] as isize, lb.strides()[r - 1] as isize);
+    // Storage offset of batch `i` in an operand.
+    let batch_offset = |strides: &[usize], base: usize, mut i: usize| -> usize {
+        let mut off = base;
+        for d in (0..r - 2).rev() {
+            off += (i % batch_shape[d]) * strides[d];
+            i /= batch_shape[d];
+        }
+        off
+    };
+    let flops = m * n * k;
+    let threads = num_threads();
+    let run = |i: usize, dst: *mut T, par: gemm::Parallelism| unsafe {
+        let ao = batch_offset(la.strides(), la.offset(), i);
+        let bo = batch_offset(lb.strides(), lb.offset(), i);
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            false,
+            xa.as_ptr().add(ao),
+            a_cs,
+            a_rs,
+            xb.as_ptr().add(bo),
+            b_cs,
+            b_rs,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        )
+    };
+    if threads > 1 && nb >= threads && flops * nb >= PAR_FLOPS && flops < PAR_FLOPS * 16 {
+        // Many small products: one per task.
+        pool().install(|| {
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| run(i, c.as_mut_ptr(), gemm::Parallelism::None));
+        });
+    } else {
+        let par = if threads > 1 && flops >= PAR_FLOPS {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let base = SendPtr(out.as_mut_ptr());
+        let go = || {
+            for i in 0..nb {
+                run(i, base.at(i * m * n), par);
+            }
+        };
+        if matches!(par, gemm::Parallelism::Rayon(_)) {
+            pool().install(go);
+        } else {
+            go();
+        }
+    }
+    out
+}
+
+/// Makes a matrix operand safe for the kernel: a stretched (stride-0) matrix dimension is copied.
+fn kernel_ready(t: &Tensor) -> Result<Tensor> {
+    let r = t.rank();
+    let s = t.layout().strides();
+    let bad = |d: usize| s[d] == 0 && t.shape()[d] > 1;
+    if bad(r - 1) || bad(r - 2) {
+        t.contiguous()
+    } else {
+        Ok(t.clone())
+    }
+}
+
+impl Tensor {
+    /// The primitive: operands with equal batch dimensions.
+    fn matmul_batched(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let (a, b) = (kernel_ready(a)?, kernel_ready(b)?);
+        let r = a.rank();
+        let mut shape = a.shape().to_vec();
+        shape[r - 1] = b.shape()[r - 1];
+        crate::with_float!(a.dtype(), "matmul", |T| {
+            let data = kernel::<T>(&a, &b);
+            Ok(Tensor::from_op(T::wrap(data), &shape, || {
+                Op::Matmul(a.clone(), b.clone())
+            }))
+        })
+    }
+
+    /// Matrix product with NumPy semantics: 1-D operands are promoted (and the added dimension
+    /// removed again), batch dimensions broadcast.
+    ///
+    /// ```
+    /// use jizen_tensor::{Tensor, DType};
+    /// let a = Tensor::ones(&[2, 3], DType::F32);
+    /// let b = Tensor::ones(&[4, 5], DType::F32);
+    /// let e = a.matmul(&b).unwrap_err().to_string();
+    /// assert_eq!(e, "matmul: lhs [2, 3] and rhs [4, 5] do not agree on the inner dimension");
+    /// ```
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.dtype() != rhs.dtype() {
+            return Err(dtype_err(
+                "matmul",
+                format!("lhs is {} and rhs is {}", self.dtype(), rhs.dtype()),
+            ));
+        }
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "operands must have at least one dimension, got lhs {:?} and rhs {:?}",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            ));
+        }
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.unsqueeze(-1)?
+        } else {
+            rhs.clone()
+        };
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
+        let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
+        if k != k2 {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "lhs {:?} and rhs {:?} do not agree on the inner dimension",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            ));
+        }
+        let out = if rb == 2 && ra > 2 && a.is_contiguous() {
+            // [batch.., m, k] @ [k, n]: one product with the batch folded into the rows.
+            let rows: usize = a.shape()[..ra - 1].iter().product();
+            let flat = Tensor::matmul_batched(&a.reshape(&[rows, k])?, &b)?;
+            let mut shape = a.shape()[..ra - 1].to_vec();
+            shape.push(n);
+            flat.reshape(&shape)?
+        } else {
+            let batch = broadcast_shapes("matmul", &a.shape()[..ra - 2], &b.shape()[..rb - 2])?;
+            let sa: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
+            let sb: Vec<usize> = batch.iter().copied().chain([k, n]).collect();
+            Tensor::matmul_batched(&a.expand(&sa)?, &b.expand(&sb)?)?
+        };
+        match (self.rank(), rhs.rank()) {
+            (1, 1) => out.reshape(&[]),
+            (1, _) => out.squeeze(-2),
+            (_, 1) => out.squeeze(-1),
+            _ => Ok(out),
+        }
+    }
+}
+
+/// Gradients of `a @ b` (equal batch dims): `g @ bᵀ` and `aᵀ @ g`, transposes as views.
+pub(crate) fn backward(
+    a: &Tensor,
+    b: &Tensor,
+    g: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let ga = if a.requires_grad() {
+        Some(Tensor::matmul_batched(g, &b.transpose(-1, -2)?)?)
+    } else {
+        None
+    };
+    let gb = if b.requires_grad() {
+        Some(Tensor::matmul_batched(&a.transpose(-1, -2)?, g)?)
+    } else {
+        None
+    };
+    Ok((ga, gb))
+}

@@ -1,0 +1,97 @@
+//! Elementwise functions of one tensor: forward kernels and backward rules.
+
+use crate::dtype::Float;
+use crate::error::Result;
+use crate::op::{Op, UnaryOp};
+use crate::storage::StorageElement;
+use crate::Tensor;
+
+use super::map1;
+
+fn kernel<T: Float + StorageElement>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
+    match op {
+        UnaryOp::Neg => map1(x, l, |v: T| -v),
+        UnaryOp::Exp => map1(x, l, |v: T| v.exp()),
+        UnaryOp::Log => map1(x, l, |v: T| v.ln()),
+        UnaryOp::Sqrt => map1(x, l, |v: T| v.sqrt()),
+        UnaryOp::Abs => map1(x, l, |v: T| v.abs()),
+        UnaryOp::Tanh => map1(x, l, |v: T| v.tanh()),
+        UnaryOp::Relu => map1(x, l, |v: T| if v > T::zero() { v } else { T::zero() }),
+        UnaryOp::Erf => map1(x, l, |v: T| v.erf()),
+    }
+}
+
+impl Tensor {
+    fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
+        crate::with_float!(self.dtype(), name, |T| {
+            let data = {
+                let s = self.storage();
+                kernel::<T>(op, T::slice(&s), self.layout())
+            };
+            Ok(Tensor::from_op(T::wrap(data), self.shape(), || {
+                Op::Unary(op, self.clone())
+            }))
+        })
+    }
+
+    /// `-x`.
+    pub fn neg(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Neg, "neg")
+    }
+
+    /// `e^x`.
+    pub fn exp(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Exp, "exp")
+    }
+
+    /// Natural logarithm.
+    pub fn log(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Log, "log")
+    }
+
+    pub fn sqrt(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Sqrt, "sqrt")
+    }
+
+    pub fn abs(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Abs, "abs")
+    }
+
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Tanh, "tanh")
+    }
+
+    /// `max(x, 0)`; its gradient at 0 is 0, as in PyTorch.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Relu, "relu")
+    }
+
+    /// The error function.
+    pub fn erf(&self) -> Result<Tensor> {
+        self.unary(UnaryOp::Erf, "erf")
+    }
+}
+
+/// Gradient of `out = op(x)` given the gradient `g` of `out`.
+pub(crate) fn backward(op: UnaryOp, x: &Tensor, out: &Tensor, g: &Tensor) -> Result<Tensor> {
+    match op {
+        UnaryOp::Neg => g.neg(),
+        UnaryOp::Exp => g.mul(out),
+        UnaryOp::Log => g.div(x),
+        // d sqrt(x) = 1 / (2 sqrt(x))
+        UnaryOp::Sqrt => g.div(&out.mul_scalar(2.0)?),
+        UnaryOp::Abs => g.mul(&x.sign()?),
+        // d tanh(x) = 1 - tanh(x)^2
+        UnaryOp::Tanh => g.mul(&out.mul(out)?.neg()?.add_scalar(1.0)?),
+        UnaryOp::Relu => g.mul(&x.gt_scalar(0.0)?),
+        // d erf(x) = 2/sqrt(pi) * exp(-x^2)
+        UnaryOp::Erf => {
+            let d = x
+                .mul(x)?
+                .neg()?
+                .exp()?
+                .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
+            g.mul(&d)
+        }
+    }
+}

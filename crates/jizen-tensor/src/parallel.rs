@@ -1,0 +1,39 @@
+//! Threads: one rayon pool sized by `JIZEN_THREADS` (else all cores), used only for work large
+//! enough to pay for it. Small operations stay on the calling thread.
+
+use std::sync::OnceLock;
+
+/// Elementwise work below this many elements runs on one thread.
+pub const PAR_ELEMENTS: usize = 1 << 15;
+
+static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+
+/// The number of threads jizen uses: `JIZEN_THREADS` if set to a positive integer, else the
+/// number of cores.
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+pub(crate) fn pool() -> &'static rayon::ThreadPool {
+    POOL.get_or_init(|| {
+        let n = std::env::var("JIZEN_THREADS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("jizen-{i}"))
+            .build()
+            .expect("failed to start jizen's thread pool")
+    })
+}
+
+/// Whether work of `n` elements should be split across threads.
+pub(crate) fn worth_parallel(n: usize) -> bool {
+    n >= PAR_ELEMENTS && num_threads() > 1
+}
