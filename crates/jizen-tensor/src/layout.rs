@@ -57,6 +57,9 @@ impl Layout {
     /// True when the elements lie row-major and without gaps, so the data is
     /// `storage[offset .. offset + numel]`.
     pub fn is_contiguous(&self) -> bool {
+        if self.numel() == 0 {
+            return true;
+        }
         let mut acc = 1;
         for i in (0..self.shape.len()).rev() {
             if self.shape[i] != 1 && self.strides[i] != acc {
