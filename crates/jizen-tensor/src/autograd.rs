@@ -28,9 +28,7 @@ pub struct NoGradGuard {
 impl NoGradGuard {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        NoGradGuard {
-            prev: GRAD_ENABLED.with(|g| g.replace(false)),
-        }
+        NoGradGuard { prev: GRAD_ENABLED.with(|g| g.replace(false)) }
     }
 }
 
@@ -46,9 +44,7 @@ struct GradModeGuard {
 
 impl GradModeGuard {
     fn set(on: bool) -> Self {
-        GradModeGuard {
-            prev: GRAD_ENABLED.with(|g| g.replace(on)),
-        }
+        GradModeGuard { prev: GRAD_ENABLED.with(|g| g.replace(on)) }
     }
 }
 
@@ -160,8 +156,8 @@ fn run_backward(
             continue;
         };
         if let Some(op) = node.op() {
-            let input_grads = backward_op(op, node, &g)
-                .map_err(|e| Error::Autograd(format!("backward of {}: {e}", op.name())))?;
+            let input_grads =
+                backward_op(op, node, &g).map_err(|e| Error::Autograd(format!("backward of {}: {e}", op.name())))?;
             for (x, gx) in op.inputs().into_iter().zip(input_grads) {
                 if let Some(gx) = gx {
                     if x.requires_grad() {
@@ -200,20 +196,14 @@ fn backward_op(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>>
             Ok(vec![ga, gb])
         }
         Op::Reduce(r, x, axes) => Ok(vec![Some(reduce::backward(*r, x, axes, out, g)?)]),
-        Op::Reshape(_)
-        | Op::Permute(..)
-        | Op::Expand(_)
-        | Op::Narrow(..)
-        | Op::Cat(..)
-        | Op::Copy(_)
-        | Op::Cast(_) => movement::backward(op, g),
+        Op::Reshape(_) | Op::Permute(..) | Op::Expand(_) | Op::Narrow(..) | Op::Cat(..) | Op::Copy(_) | Op::Cast(_) => {
+            movement::backward(op, g)
+        }
         Op::Matmul(a, b) => {
             let (ga, gb) = matmul::backward(a, b, g)?;
             Ok(vec![ga, gb])
         }
-        Op::IndexSelect(..) | Op::IndexAdd(..) | Op::Gather(..) | Op::ScatterAdd(..) => {
-            index::backward(op, g)
-        }
+        Op::IndexSelect(..) | Op::IndexAdd(..) | Op::Gather(..) | Op::ScatterAdd(..) => index::backward(op, g),
         Op::Im2col(x, geom) => Ok(vec![Some(conv::im2col_backward(x, geom, g)?)]),
         Op::Col2im(_, geom) => Ok(vec![Some(conv::col2im_backward(geom, g)?)]),
     }
@@ -237,11 +227,7 @@ impl Tensor {
     /// `create_graph`, the backward computation is itself recorded so that the returned
     /// gradients can be differentiated again.
     pub fn backward_with(&self, grad: &Tensor, create_graph: bool) -> Result<Gradients> {
-        let seed = if create_graph {
-            grad.clone()
-        } else {
-            grad.detach()
-        };
+        let seed = if create_graph { grad.clone() } else { grad.detach() };
         run_backward(self, seed, create_graph, true, &|t| t.is_variable())
     }
 }
@@ -259,15 +245,10 @@ pub fn grad(
         Some(g) => g.clone(),
         None if output.numel() == 1 => output.ones_like(),
         None => {
-            return Err(Error::Autograd(format!(
-                "grad of a non-scalar output {:?} needs grad_output",
-                output.shape()
-            )));
+            return Err(Error::Autograd(format!("grad of a non-scalar output {:?} needs grad_output", output.shape())));
         }
     };
     let wanted: HashSet<TensorId> = inputs.iter().map(|t| t.id()).collect();
-    let mut grads = run_backward(output, seed, create_graph, false, &|t| {
-        wanted.contains(&t.id())
-    })?;
+    let mut grads = run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()))?;
     Ok(inputs.iter().map(|t| grads.remove(t)).collect())
 }

@@ -31,21 +31,12 @@ impl fmt::Display for Tensor {
         let shape = self.shape().to_vec();
         let summarise = vals.len() > SUMMARY_THRESHOLD;
         // Scientific notation when magnitudes span too much to show with 4 decimals.
-        let finite: Vec<f64> = vals
-            .iter()
-            .copied()
-            .filter(|v| v.is_finite() && *v != 0.0)
-            .map(f64::abs)
-            .collect();
+        let finite: Vec<f64> = vals.iter().copied().filter(|v| v.is_finite() && *v != 0.0).map(f64::abs).collect();
         let sci = self.dtype().is_float()
             && !finite.is_empty()
             && (finite.iter().cloned().fold(0.0, f64::max) >= 1e8
                 || finite.iter().cloned().fold(f64::INFINITY, f64::min) < 1e-4);
-        let width = vals
-            .iter()
-            .map(|&v| fmt_value(v, self.dtype(), sci).len())
-            .max()
-            .unwrap_or(1);
+        let width = vals.iter().map(|&v| fmt_value(v, self.dtype(), sci).len()).max().unwrap_or(1);
         let strides = crate::layout::contiguous_strides(&shape);
         let mut out = String::from("tensor(");
         fn rec(
@@ -65,11 +56,7 @@ impl fmt::Display for Tensor {
             out.push('[');
             let n = shape[0];
             let idxs: Vec<Option<usize>> = if summarise && n > 2 * EDGE {
-                (0..EDGE)
-                    .map(Some)
-                    .chain([None])
-                    .chain((n - EDGE..n).map(Some))
-                    .collect()
+                (0..EDGE).map(Some).chain([None]).chain((n - EDGE..n).map(Some)).collect()
             } else {
                 (0..n).map(Some).collect()
             };
@@ -92,15 +79,7 @@ impl fmt::Display for Tensor {
                             width = width
                         ));
                     }
-                    Some(i) => rec(
-                        out,
-                        vals,
-                        &shape[1..],
-                        &strides[1..],
-                        base + i * strides[0],
-                        depth + 1,
-                        ctx,
-                    ),
+                    Some(i) => rec(out, vals, &shape[1..], &strides[1..], base + i * strides[0], depth + 1, ctx),
                 }
             }
             out.push(']');
@@ -108,15 +87,7 @@ impl fmt::Display for Tensor {
         if vals.is_empty() {
             out.push_str("[]");
         } else {
-            rec(
-                &mut out,
-                &vals,
-                &shape,
-                &strides,
-                0,
-                0,
-                (&self.dtype(), sci, width, summarise),
-            );
+            rec(&mut out, &vals, &shape, &strides, 0, 0, (&self.dtype(), sci, width, summarise));
         }
         if self.dtype() == DType::F64 {
             out.push_str(", dtype=torch.float64");
@@ -136,10 +107,7 @@ mod tests {
     #[test]
     fn prints_like_pytorch() {
         let t = Tensor::from_vec(vec![1.0f32, -2.0, 3.5, 4.0], &[2, 2]).unwrap();
-        assert_eq!(
-            t.to_string(),
-            "tensor([[ 1.0000, -2.0000],\n        [ 3.5000,  4.0000]])"
-        );
+        assert_eq!(t.to_string(), "tensor([[ 1.0000, -2.0000],\n        [ 3.5000,  4.0000]])");
         let i = Tensor::from_vec(vec![3i64, 10], &[2]).unwrap();
         assert_eq!(i.to_string(), "tensor([ 3, 10])");
         let s = Tensor::scalar(0.5, crate::DType::F32);

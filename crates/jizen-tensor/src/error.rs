@@ -34,22 +34,13 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn shape_err(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::Shape {
-        op,
-        msg: msg.into(),
-    }
+    Error::Shape { op, msg: msg.into() }
 }
 
 pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::Invalid {
-        op,
-        msg: msg.into(),
-    }
+    Error::Invalid { op, msg: msg.into() }
 }
 
 pub(crate) fn dtype_err(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::DType {
-        op,
-        msg: msg.into(),
-    }
+    Error::DType { op, msg: msg.into() }
 }

@@ -28,28 +28,19 @@ impl Tensor {
     /// `1 / (1 + e^-x)`, composed as `(1 + tanh(x / 2)) / 2`, whose gradient stays finite for
     /// any input (the `exp` form overflows for very negative `x`).
     pub fn sigmoid(&self) -> Result<Tensor> {
-        self.mul_scalar(0.5)?
-            .tanh()?
-            .mul_scalar(0.5)?
-            .add_scalar(0.5)
+        self.mul_scalar(0.5)?.tanh()?.mul_scalar(0.5)?.add_scalar(0.5)
     }
 
     /// GELU with the exact erf form, `x * Φ(x)` (PyTorch's default `approximate='none'`).
     pub fn gelu(&self) -> Result<Tensor> {
-        let cdf = self
-            .mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?
-            .erf()?
-            .add_scalar(1.0)?
-            .mul_scalar(0.5)?;
+        let cdf = self.mul_scalar(std::f64::consts::FRAC_1_SQRT_2)?.erf()?.add_scalar(1.0)?.mul_scalar(0.5)?;
         self.mul(&cdf)
     }
 
     /// GELU with the tanh approximation (PyTorch's `approximate='tanh'`).
     pub fn gelu_tanh(&self) -> Result<Tensor> {
         let c = (2.0 / std::f64::consts::PI).sqrt();
-        let inner = self
-            .add(&self.powf(3.0)?.mul_scalar(0.044715)?)?
-            .mul_scalar(c)?;
+        let inner = self.add(&self.powf(3.0)?.mul_scalar(0.044715)?)?.mul_scalar(c)?;
         self.mul(&inner.tanh()?.add_scalar(1.0)?.mul_scalar(0.5)?)
     }
 
@@ -66,8 +57,7 @@ impl Tensor {
 
     /// `log(1 + e^x)`, stable for large |x|: `max(x, 0) + log(1 + e^-|x|)`.
     pub fn softplus(&self) -> Result<Tensor> {
-        self.relu()?
-            .add(&self.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)
+        self.relu()?.add(&self.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)
     }
 
     /// `log(sum(exp(x)))` along `axis`, stable: the maximum is subtracted first (as a constant,
@@ -100,10 +90,7 @@ impl Tensor {
     /// `1 / (1 - p)`. The identity when not `training` or `p == 0`.
     pub fn dropout(&self, p: f64, training: bool, rng: &mut Rng) -> Result<Tensor> {
         if !(0.0..1.0).contains(&p) {
-            return Err(invalid(
-                "dropout",
-                format!("probability {p} must be in [0, 1)"),
-            ));
+            return Err(invalid("dropout", format!("probability {p} must be in [0, 1)")));
         }
         if !training || p == 0.0 {
             return Ok(self.clone());
@@ -116,9 +103,7 @@ impl Tensor {
 pub fn dropout_mask(shape: &[usize], p: f64, dtype: DType, rng: &mut Rng) -> Tensor {
     let n: usize = shape.iter().product();
     let keep = 1.0 / (1.0 - p);
-    let v = (0..n)
-        .map(|_| if rng.uniform() < p { 0.0 } else { keep })
-        .collect();
+    let v = (0..n).map(|_| if rng.uniform() < p { 0.0 } else { keep }).collect();
     Tensor::from_f64_vec(v, shape, dtype)
 }
 
@@ -134,11 +119,7 @@ pub struct CrossEntropyOptions {
 
 impl Default for CrossEntropyOptions {
     fn default() -> Self {
-        CrossEntropyOptions {
-            label_smoothing: 0.0,
-            ignore_index: None,
-            reduction: Reduction::Mean,
-        }
+        CrossEntropyOptions { label_smoothing: 0.0, ignore_index: None, reduction: Reduction::Mean }
     }
 }
 
@@ -146,16 +127,10 @@ impl Default for CrossEntropyOptions {
 /// computed through `log_softmax`, like `torch.nn.functional.cross_entropy`.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, o: CrossEntropyOptions) -> Result<Tensor> {
     if targets.dtype() != DType::I64 {
-        return Err(dtype_err(
-            "cross_entropy",
-            format!("targets must be i64 class indices, got {}", targets.dtype()),
-        ));
+        return Err(dtype_err("cross_entropy", format!("targets must be i64 class indices, got {}", targets.dtype())));
     }
     if logits.rank() < 2 {
-        return Err(shape_err(
-            "cross_entropy",
-            format!("logits must be [N, C, ...], got {:?}", logits.shape()),
-        ));
+        return Err(shape_err("cross_entropy", format!("logits must be [N, C, ...], got {:?}", logits.shape())));
     }
     let c = logits.shape()[1];
     let mut expect = logits.shape().to_vec();
@@ -163,18 +138,11 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, o: CrossEntropyOptions) 
     if targets.shape() != expect.as_slice() {
         return Err(shape_err(
             "cross_entropy",
-            format!(
-                "targets {:?} do not match logits {:?} (expected {expect:?})",
-                targets.shape(),
-                logits.shape()
-            ),
+            format!("targets {:?} do not match logits {:?} (expected {expect:?})", targets.shape(), logits.shape()),
         ));
     }
     if !(0.0..=1.0).contains(&o.label_smoothing) {
-        return Err(invalid(
-            "cross_entropy",
-            format!("label_smoothing {} must be in [0, 1]", o.label_smoothing),
-        ));
+        return Err(invalid("cross_entropy", format!("label_smoothing {} must be in [0, 1]", o.label_smoothing)));
     }
     // Classes last, then flatten to [M, C].
     let logits2 = if logits.rank() > 2 {
@@ -192,10 +160,7 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, o: CrossEntropyOptions) 
             valid.push(0.0);
             safe.push(0);
         } else if y < 0 || y as usize >= c {
-            return Err(invalid(
-                "cross_entropy",
-                format!("target {y} is out of range for {c} classes"),
-            ));
+            return Err(invalid("cross_entropy", format!("target {y} is out of range for {c} classes")));
         } else {
             valid.push(1.0);
             safe.push(y);
@@ -203,16 +168,14 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, o: CrossEntropyOptions) 
     }
     let m = t.len();
     let logp = logits2.log_softmax(1)?; // [M, C]
-    let picked = logp
-        .gather(1, &Tensor::from_vec(safe, &[m, 1])?)?
-        .reshape(&[m])?;
+    let picked = logp.gather(1, &Tensor::from_vec(safe, &[m, 1])?)?.reshape(&[m])?;
     let mut loss = picked.neg()?;
     if o.label_smoothing > 0.0 {
         let eps = o.label_smoothing;
         let smooth = logp.mean(&[1], false)?.neg()?;
         loss = loss.mul_scalar(1.0 - eps)?.add(&smooth.mul_scalar(eps)?)?;
     }
-    let has_ignored = valid.iter().any(|&v| v == 0.0);
+    let has_ignored = valid.contains(&0.0);
     let count = valid.iter().sum::<f64>();
     if has_ignored {
         loss = loss.mul(&Tensor::from_f64_vec(valid, &[m], logits.dtype()))?;
@@ -229,11 +192,7 @@ pub fn nll_loss(logp: &Tensor, targets: &Tensor, reduction: Reduction) -> Result
     if logp.rank() != 2 || targets.shape() != [logp.shape()[0]] {
         return Err(shape_err(
             "nll_loss",
-            format!(
-                "expected logp [N, C] and targets [N], got {:?} and {:?}",
-                logp.shape(),
-                targets.shape()
-            ),
+            format!("expected logp [N, C] and targets [N], got {:?} and {:?}", logp.shape(), targets.shape()),
         ));
     }
     let n = logp.shape()[0];
@@ -246,35 +205,20 @@ pub fn mse_loss(pred: &Tensor, target: &Tensor, reduction: Reduction) -> Result<
     if pred.shape() != target.shape() {
         return Err(shape_err(
             "mse_loss",
-            format!(
-                "prediction {:?} and target {:?} differ",
-                pred.shape(),
-                target.shape()
-            ),
+            format!("prediction {:?} and target {:?} differ", pred.shape(), target.shape()),
         ));
     }
     reduce(pred.sub(target)?.square()?, reduction)
 }
 
 /// Binary cross-entropy from logits, in the stable form `max(x, 0) - x*y + log(1 + e^-|x|)`.
-pub fn binary_cross_entropy_with_logits(
-    logits: &Tensor,
-    target: &Tensor,
-    reduction: Reduction,
-) -> Result<Tensor> {
+pub fn binary_cross_entropy_with_logits(logits: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     if logits.shape() != target.shape() {
         return Err(shape_err(
             "binary_cross_entropy_with_logits",
-            format!(
-                "logits {:?} and target {:?} differ",
-                logits.shape(),
-                target.shape()
-            ),
+            format!("logits {:?} and target {:?} differ", logits.shape(), target.shape()),
         ));
     }
-    let loss = logits
-        .relu()?
-        .sub(&logits.mul(target)?)?
-        .add(&logits.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)?;
+    let loss = logits.relu()?.sub(&logits.mul(target)?)?.add(&logits.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)?;
     reduce(loss, reduction)
 }

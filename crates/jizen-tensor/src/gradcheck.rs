@@ -21,12 +21,7 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> Self {
-        GradCheck {
-            eps: 1e-6,
-            atol: 1e-6,
-            rtol: 1e-5,
-            seed: 0,
-        }
+        GradCheck { eps: 1e-6, atol: 1e-6, rtol: 1e-5, seed: 0 }
     }
 }
 
@@ -41,26 +36,13 @@ pub struct GradCheckReport {
 
 impl GradCheck {
     /// Checks every f64 input of `f` (i64 inputs are passed through as constants).
-    pub fn run(
-        &self,
-        inputs: &[Tensor],
-        f: impl Fn(&[Tensor]) -> Result<Tensor>,
-    ) -> Result<GradCheckReport> {
+    pub fn run(&self, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<GradCheckReport> {
         if inputs.iter().any(|t| t.dtype() == DType::F32) {
-            return Err(invalid(
-                "gradcheck",
-                "inputs must be f64 (finite differences in f32 are too coarse)",
-            ));
+            return Err(invalid("gradcheck", "inputs must be f64 (finite differences in f32 are too coarse)"));
         }
         let vars: Vec<Tensor> = inputs
             .iter()
-            .map(|t| {
-                if t.dtype().is_float() {
-                    t.detach().requires_grad_(true)
-                } else {
-                    t.clone()
-                }
-            })
+            .map(|t| if t.dtype().is_float() { t.detach().requires_grad_(true) } else { t.clone() })
             .collect();
         let out = f(&vars)?;
         let mut rng = Rng::new(self.seed);
@@ -69,8 +51,7 @@ impl GradCheck {
         let wrt: Vec<&Tensor> = vars.iter().filter(|t| t.dtype().is_float()).collect();
         let analytic = grad(&loss, &wrt, None, false)?;
 
-        let objective =
-            |xs: &[Tensor]| -> Result<f64> { no_grad(|| f(xs)?.mul(&w)?.sum_all()?.item()) };
+        let objective = |xs: &[Tensor]| -> Result<f64> { no_grad(|| f(xs)?.mul(&w)?.sum_all()?.item()) };
         let mut max_abs_error: f64 = 0.0;
         let mut checked = 0;
         let mut k = 0; // index into `wrt` / `analytic`
@@ -94,7 +75,7 @@ impl GradCheck {
                 };
                 let numeric = (eval(self.eps)? - eval(-self.eps)?) / (2.0 * self.eps);
                 let err = (a[j] - numeric).abs();
-                if !(err <= self.atol + self.rtol * numeric.abs()) {
+                if err.is_nan() || err > self.atol + self.rtol * numeric.abs() {
                     return Err(Error::Autograd(format!(
                         "gradient check failed for input {i} (shape {:?}) at element {j}: analytic {:.9e}, numeric {:.9e}, difference {err:.3e}",
                         x.shape(),
@@ -106,17 +87,11 @@ impl GradCheck {
                 checked += 1;
             }
         }
-        Ok(GradCheckReport {
-            max_abs_error,
-            checked,
-        })
+        Ok(GradCheckReport { max_abs_error, checked })
     }
 }
 
 /// Checks `f` at `inputs` with the default tolerances.
-pub fn check_gradients(
-    inputs: &[Tensor],
-    f: impl Fn(&[Tensor]) -> Result<Tensor>,
-) -> Result<GradCheckReport> {
+pub fn check_gradients(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<GradCheckReport> {
     GradCheck::default().run(inputs, f)
 }

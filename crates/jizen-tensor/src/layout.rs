@@ -27,11 +27,7 @@ pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 impl Layout {
     /// The layout of freshly allocated, row-major data.
     pub fn contiguous(shape: &[usize]) -> Self {
-        Layout {
-            shape: shape.to_vec(),
-            strides: contiguous_strides(shape),
-            offset: 0,
-        }
+        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -72,8 +68,7 @@ impl Layout {
 
     /// The contiguous range of storage this layout reads, when it is contiguous.
     pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
-        self.is_contiguous()
-            .then(|| self.offset..self.offset + self.numel())
+        self.is_contiguous().then(|| self.offset..self.offset + self.numel())
     }
 
     /// One past the largest storage index this layout can touch (0 when empty).
@@ -81,31 +76,17 @@ impl Layout {
         if self.numel() == 0 {
             return self.offset;
         }
-        self.offset
-            + self
-                .shape
-                .iter()
-                .zip(&self.strides)
-                .map(|(&d, &s)| (d - 1) * s)
-                .sum::<usize>()
-            + 1
+        self.offset + self.shape.iter().zip(&self.strides).map(|(&d, &s)| (d - 1) * s).sum::<usize>() + 1
     }
 
     /// Reorders dimensions: dimension `i` of the result is dimension `perm[i]` of `self`.
     pub fn permute(&self, perm: &[usize]) -> Result<Layout> {
         let r = self.rank();
         let mut seen = vec![false; r];
-        if perm.len() != r
-            || perm
-                .iter()
-                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
-        {
+        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
             return Err(shape_err(
                 "permute",
-                format!(
-                    "{perm:?} is not a permutation of the {r} dimensions of {:?}",
-                    self.shape
-                ),
+                format!("{perm:?} is not a permutation of the {r} dimensions of {:?}", self.shape),
             ));
         }
         Ok(Layout {
@@ -120,32 +101,19 @@ impl Layout {
         if dim >= self.rank() || start + len > self.shape[dim] {
             return Err(shape_err(
                 "narrow",
-                format!(
-                    "cannot take {len} elements from {start} along dimension {dim} of {:?}",
-                    self.shape
-                ),
+                format!("cannot take {len} elements from {start} along dimension {dim} of {:?}", self.shape),
             ));
         }
         let mut shape = self.shape.clone();
         shape[dim] = len;
-        Ok(Layout {
-            shape,
-            strides: self.strides.clone(),
-            offset: self.offset + start * self.strides[dim],
-        })
+        Ok(Layout { shape, strides: self.strides.clone(), offset: self.offset + start * self.strides[dim] })
     }
 
     /// Broadcasts to `shape` (NumPy rules: align on the right; size-1 dimensions stretch with
     /// stride 0; new leading dimensions are added).
     pub fn expand(&self, shape: &[usize]) -> Result<Layout> {
         if shape.len() < self.rank() {
-            return Err(shape_err(
-                "expand",
-                format!(
-                    "cannot expand {:?} to fewer dimensions {:?}",
-                    self.shape, shape
-                ),
-            ));
+            return Err(shape_err("expand", format!("cannot expand {:?} to fewer dimensions {:?}", self.shape, shape)));
         }
         let lead = shape.len() - self.rank();
         let mut strides = vec![0; shape.len()];
@@ -159,27 +127,16 @@ impl Layout {
             } else if d == 1 {
                 strides[i] = 0;
             } else {
-                return Err(shape_err(
-                    "expand",
-                    format!("cannot expand {:?} to {:?}", self.shape, shape),
-                ));
+                return Err(shape_err("expand", format!("cannot expand {:?} to {:?}", self.shape, shape)));
             }
         }
-        Ok(Layout {
-            shape: shape.to_vec(),
-            strides,
-            offset: self.offset,
-        })
+        Ok(Layout { shape: shape.to_vec(), strides, offset: self.offset })
     }
 
     /// A view with a new shape over the same elements, when the strides allow it without a copy.
     pub fn reshape_view(&self, shape: &[usize]) -> Option<Layout> {
         if self.is_contiguous() {
-            return Some(Layout {
-                shape: shape.to_vec(),
-                strides: contiguous_strides(shape),
-                offset: self.offset,
-            });
+            return Some(Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: self.offset });
         }
         None
     }
@@ -190,26 +147,13 @@ pub fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Ve
     let r = a.len().max(b.len());
     let mut out = vec![0; r];
     for i in 0..r {
-        let da = if i + a.len() >= r {
-            a[i + a.len() - r]
-        } else {
-            1
-        };
-        let db = if i + b.len() >= r {
-            b[i + b.len() - r]
-        } else {
-            1
-        };
+        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
             (x, 1) => x,
-            _ => {
-                return Err(shape_err(
-                    op,
-                    format!("shapes {a:?} and {b:?} cannot be broadcast together"),
-                ))
-            }
+            _ => return Err(shape_err(op, format!("shapes {a:?} and {b:?} cannot be broadcast together"))),
         };
     }
     Ok(out)
@@ -284,25 +228,21 @@ impl<const N: usize> Rows<N> {
             idx[d] = rem % self.outer_shape[d];
             rem /= self.outer_shape[d];
         }
-        let mut off: [usize; N] = std::array::from_fn(|k| {
-            self.base[k]
-                + (0..nd)
-                    .map(|d| idx[d] * self.outer_strides[k][d])
-                    .sum::<usize>()
-        });
+        let mut off: [usize; N] =
+            std::array::from_fn(|k| self.base[k] + (0..nd).map(|d| idx[d] * self.outer_strides[k][d]).sum::<usize>());
         for row in range {
             f(row, off);
             // Advance the odometer.
             for d in (0..nd).rev() {
                 idx[d] += 1;
-                for k in 0..N {
-                    off[k] += self.outer_strides[k][d];
+                for (o, s) in off.iter_mut().zip(&self.outer_strides) {
+                    *o += s[d];
                 }
                 if idx[d] < self.outer_shape[d] {
                     break;
                 }
-                for k in 0..N {
-                    off[k] -= self.outer_strides[k][d] * idx[d];
+                for (o, s) in off.iter_mut().zip(&self.outer_strides) {
+                    *o -= s[d] * idx[d];
                 }
                 idx[d] = 0;
             }

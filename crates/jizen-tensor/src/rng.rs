@@ -21,9 +21,7 @@ impl Rng {
     /// A generator whose whole stream is determined by `seed`.
     pub fn new(seed: u64) -> Self {
         let mut x = seed;
-        Rng {
-            s: std::array::from_fn(|_| splitmix64(&mut x)),
-        }
+        Rng { s: std::array::from_fn(|_| splitmix64(&mut x)) }
     }
 
     /// The full internal state, for checkpoints.

@@ -96,10 +96,7 @@ macro_rules! with_float {
                 type $T = f64;
                 $body
             }
-            d => Err($crate::Error::DType {
-                op: $op,
-                msg: format!("expected a float tensor (f32 or f64), got {d}"),
-            }),
+            d => Err($crate::Error::DType { op: $op, msg: format!("expected a float tensor (f32 or f64), got {d}") }),
         }
     };
 }

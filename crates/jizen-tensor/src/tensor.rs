@@ -84,8 +84,7 @@ impl Tensor {
         if !op.inputs().iter().any(|t| t.requires_grad()) {
             return self;
         }
-        let mut inner =
-            Arc::try_unwrap(self.0).unwrap_or_else(|_| unreachable!("fresh tensor is unshared"));
+        let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|_| unreachable!("fresh tensor is unshared"));
         inner.op = Some(op);
         Tensor(Arc::new(inner))
     }
@@ -120,10 +119,7 @@ impl Tensor {
         if n != data.len() {
             return Err(shape_err(
                 "from_vec",
-                format!(
-                    "{} elements do not fill shape {shape:?} ({n} elements)",
-                    data.len()
-                ),
+                format!("{} elements do not fill shape {shape:?} ({n} elements)", data.len()),
             ));
         }
         Ok(Tensor::from_storage(T::wrap(data), shape))
@@ -173,10 +169,7 @@ impl Tensor {
     /// `start, start + step, ...` up to (excluding) `end`, like `torch.arange`.
     pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
-            return Err(invalid(
-                "arange",
-                format!("invalid range {start}..{end} step {step}"),
-            ));
+            return Err(invalid("arange", format!("invalid range {start}..{end} step {step}")));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let vals: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
@@ -260,13 +253,7 @@ impl Tensor {
         let r = self.rank() as isize;
         let a = if axis < 0 { axis + r } else { axis };
         if a < 0 || a >= r.max(1) || (r == 0 && a != 0) {
-            return Err(invalid(
-                op,
-                format!(
-                    "axis {axis} is out of range for a tensor of shape {:?}",
-                    self.shape()
-                ),
-            ));
+            return Err(invalid(op, format!("axis {axis} is out of range for a tensor of shape {:?}", self.shape())));
         }
         Ok(a as usize)
     }
@@ -281,10 +268,7 @@ impl Tensor {
     /// The elements in row-major order. `T` must be the tensor's dtype.
     pub fn to_vec<T: StorageElement>(&self) -> Result<Vec<T>> {
         if T::DTYPE != self.dtype() {
-            return Err(dtype_err(
-                "to_vec",
-                format!("tensor is {}, asked for {}", self.dtype(), T::DTYPE),
-            ));
+            return Err(dtype_err("to_vec", format!("tensor is {}, asked for {}", self.dtype(), T::DTYPE)));
         }
         let s = self.storage();
         Ok(strided_copy(T::slice(&s), self.layout()))
@@ -294,20 +278,14 @@ impl Tensor {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         crate::with_any!(self.dtype(), |T| {
             let s = self.storage();
-            strided_copy(T::slice(&s), self.layout())
-                .into_iter()
-                .map(|x| x.to_f64())
-                .collect()
+            strided_copy(T::slice(&s), self.layout()).into_iter().map(|x| x.to_f64()).collect()
         })
     }
 
     /// The value of a one-element tensor, as f64.
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(shape_err(
-                "item",
-                format!("expected one element, got shape {:?}", self.shape()),
-            ));
+            return Err(shape_err("item", format!("expected one element, got shape {:?}", self.shape())));
         }
         Ok(self.to_f64_vec()[0])
     }
@@ -351,11 +329,7 @@ impl Tensor {
 
     /// The gradient accumulated by `backward` calls since the last `zero_grad`.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0
-            .grad
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.grad.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Clears the accumulated gradient.
@@ -395,17 +369,11 @@ impl Tensor {
         let Some(range) = self.layout().contiguous_range() else {
             return Err(invalid(
                 "update_",
-                format!(
-                    "in-place update needs a contiguous tensor, got strides {:?}",
-                    self.layout().strides()
-                ),
+                format!("in-place update needs a contiguous tensor, got strides {:?}", self.layout().strides()),
             ));
         };
         if T::DTYPE != self.dtype() {
-            return Err(dtype_err(
-                "update_",
-                format!("tensor is {}, update is for {}", self.dtype(), T::DTYPE),
-            ));
+            return Err(dtype_err("update_", format!("tensor is {}, update is for {}", self.dtype(), T::DTYPE)));
         }
         let mut s = self.storage_mut();
         f(&mut T::slice_mut(&mut s)[range]);
@@ -415,10 +383,7 @@ impl Tensor {
     /// Reads this tensor's elements as a contiguous slice (copying only if it is a view).
     pub fn with_data<T: StorageElement, R>(&self, f: impl FnOnce(&[T]) -> R) -> Result<R> {
         if T::DTYPE != self.dtype() {
-            return Err(dtype_err(
-                "with_data",
-                format!("tensor is {}, asked for {}", self.dtype(), T::DTYPE),
-            ));
+            return Err(dtype_err("with_data", format!("tensor is {}, asked for {}", self.dtype(), T::DTYPE)));
         }
         let s = self.storage();
         let all = T::slice(&s);

@@ -68,7 +68,11 @@ fn hessian_vector_product_matches_finite_differences() {
     let x = x0.detach().requires_grad_(true);
     let g = grad(&f(&x), &[&x], None, true).unwrap()[0].clone().unwrap();
     assert!(g.requires_grad(), "with create_graph the gradient is differentiable");
-    let hv = grad(&g.mul(&v).unwrap().sum_all().unwrap(), &[&x], None, false).unwrap()[0].clone().unwrap().to_vec::<f64>().unwrap();
+    let hv = grad(&g.mul(&v).unwrap().sum_all().unwrap(), &[&x], None, false).unwrap()[0]
+        .clone()
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap();
     let eps = 1e-5;
     let plus = gradient(&x0.add(&v.mul_scalar(eps).unwrap()).unwrap(), false).to_vec::<f64>().unwrap();
     let minus = gradient(&x0.sub(&v.mul_scalar(eps).unwrap()).unwrap(), false).to_vec::<f64>().unwrap();
@@ -101,7 +105,10 @@ fn softmax_family_is_finite_for_huge_logits() {
 fn errors_name_the_op_and_the_shapes() {
     let a = Tensor::ones(&[2, 3], DType::F32);
     let b = Tensor::ones(&[4, 5], DType::F32);
-    assert_eq!(a.matmul(&b).unwrap_err().to_string(), "matmul: lhs [2, 3] and rhs [4, 5] do not agree on the inner dimension");
+    assert_eq!(
+        a.matmul(&b).unwrap_err().to_string(),
+        "matmul: lhs [2, 3] and rhs [4, 5] do not agree on the inner dimension"
+    );
     assert_eq!(a.add(&b).unwrap_err().to_string(), "add: shapes [2, 3] and [4, 5] cannot be broadcast together");
     let e = a.reshape(&[4]).unwrap_err().to_string();
     assert!(e.starts_with("reshape: cannot reshape [2, 3]"), "{e}");
@@ -114,9 +121,13 @@ fn errors_name_the_op_and_the_shapes() {
     let w = Tensor::ones(&[4, 1, 3, 3], DType::F32);
     let e = x.conv2d(&w, None, Default::default()).unwrap_err().to_string();
     assert!(e.starts_with("conv2d: input [1, 3, 8, 8] and weight [4, 1, 3, 3]"), "{e}");
-    let e = cross_entropy(&Tensor::ones(&[2, 3], DType::F32), &Tensor::from_vec(vec![0i64, 3], &[2]).unwrap(), Default::default())
-        .unwrap_err()
-        .to_string();
+    let e = cross_entropy(
+        &Tensor::ones(&[2, 3], DType::F32),
+        &Tensor::from_vec(vec![0i64, 3], &[2]).unwrap(),
+        Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("target 3 is out of range for 3 classes"), "{e}");
 }
 
@@ -134,7 +145,10 @@ fn two_spirals(n: usize, rng: &mut Rng) -> (Tensor, Tensor) {
             ys.push(class as i64);
         }
     }
-    (Tensor::from_vec(xs.into_iter().map(|v| v as f32).collect(), &[2 * n, 2]).unwrap(), Tensor::from_vec(ys, &[2 * n]).unwrap())
+    (
+        Tensor::from_vec(xs.into_iter().map(|v| v as f32).collect(), &[2 * n, 2]).unwrap(),
+        Tensor::from_vec(ys, &[2 * n]).unwrap(),
+    )
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! primitives and composites alike. Oracle: central differences of the forward pass itself.
 //! `docs/ops.md` maps each operation to its test here.
 
+#![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in a table of checks
+
 use jizen_tensor::gradcheck::GradCheck;
 use jizen_tensor::{
-    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, ConvOptions, CrossEntropyOptions, DType, Reduction, Result,
-    Rng, Tensor,
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, ConvOptions, CrossEntropyOptions, DType,
+    Reduction, Result, Rng, Tensor,
 };
 
 /// Uniform values in ±[0.1, 1.0] times `scale`: away from the kinks of relu/abs/max at 0.
@@ -15,7 +17,11 @@ fn away(shape: &[usize], seed: u64, scale: f64) -> Tensor {
     let v: Vec<f64> = (0..n)
         .map(|_| {
             let m = 0.1 + 0.9 * rng.uniform();
-            if rng.uniform() < 0.5 { -m * scale } else { m * scale }
+            if rng.uniform() < 0.5 {
+                -m * scale
+            } else {
+                m * scale
+            }
         })
         .collect();
     Tensor::from_vec(v, shape).unwrap()
@@ -257,8 +263,12 @@ fn grad_conv2d() {
     let w = away(&[3, 2, 3, 3], 44, 0.5);
     let b = away(&[3], 45, 0.5);
     check("conv2d", &[x.clone(), w.clone(), b.clone()], |t| t[0].conv2d(&t[1], Some(&t[2]), ConvOptions::default()));
-    check("conv2d stride 2 padding 1", &[x.clone(), w.clone()], |t| t[0].conv2d(&t[1], None, ConvOptions::default().stride(2).padding(1)));
-    check("conv2d dilation 2", &[x.clone(), w.clone()], |t| t[0].conv2d(&t[1], None, ConvOptions::default().dilation(2).padding(2)));
+    check("conv2d stride 2 padding 1", &[x.clone(), w.clone()], |t| {
+        t[0].conv2d(&t[1], None, ConvOptions::default().stride(2).padding(1))
+    });
+    check("conv2d dilation 2", &[x.clone(), w.clone()], |t| {
+        t[0].conv2d(&t[1], None, ConvOptions::default().dilation(2).padding(2))
+    });
     let x4 = away(&[1, 4, 4, 4], 46, 1.0);
     let wg = away(&[6, 2, 3, 3], 47, 0.5);
     check("conv2d groups 2", &[x4, wg], |t| t[0].conv2d(&t[1], None, ConvOptions::default().groups(2).padding(1)));
@@ -272,7 +282,9 @@ fn grad_conv_transpose2d() {
     let x = away(&[2, 3, 3, 3], 49, 1.0);
     let w = away(&[3, 2, 3, 3], 50, 0.5);
     let b = away(&[2], 51, 0.5);
-    check("conv_transpose2d", &[x.clone(), w.clone(), b], |t| t[0].conv_transpose2d(&t[1], Some(&t[2]), ConvOptions::default()));
+    check("conv_transpose2d", &[x.clone(), w.clone(), b], |t| {
+        t[0].conv_transpose2d(&t[1], Some(&t[2]), ConvOptions::default())
+    });
     check("conv_transpose2d stride 2 pad 1 out_pad 1", &[x.clone(), w], |t| {
         t[0].conv_transpose2d(&t[1], None, ConvOptions::default().stride(2).padding(1).output_padding(1))
     });
@@ -326,7 +338,9 @@ fn grad_losses() {
     let target = away(&[4, 5], 58, 1.0);
     check("mse_loss", &[logits.clone(), target.clone()], |t| mse_loss(&t[0], &t[1], Reduction::Mean));
     let p = positive(&[4, 5], 59, 0.0, 1.0);
-    check("binary_cross_entropy_with_logits", &[logits, p], |t| binary_cross_entropy_with_logits(&t[0], &t[1], Reduction::Sum));
+    check("binary_cross_entropy_with_logits", &[logits, p], |t| {
+        binary_cross_entropy_with_logits(&t[0], &t[1], Reduction::Sum)
+    });
 }
 
 #[test]

@@ -78,9 +78,7 @@ impl Tensor {
         let (a, b) = broadcast_pair(name, self, rhs)?;
         crate::with_float!(a.dtype(), name, |T| {
             let data = float_kernel::<T>(op, &a, &b);
-            Ok(Tensor::from_op(T::wrap(data), a.shape(), || {
-                Op::Binary(op, a.clone(), b.clone())
-            }))
+            Ok(Tensor::from_op(T::wrap(data), a.shape(), || Op::Binary(op, a.clone(), b.clone())))
         })
     }
 
@@ -162,8 +160,7 @@ impl Tensor {
 
     /// Clamps into `[lo, hi]`.
     pub fn clamp(&self, lo: f64, hi: f64) -> Result<Tensor> {
-        self.maximum(&self.scalar_like(lo))?
-            .minimum(&self.scalar_like(hi))
+        self.maximum(&self.scalar_like(lo))?.minimum(&self.scalar_like(hi))
     }
 
     // ------------------------------------------------------------------ comparisons
@@ -236,21 +233,10 @@ impl Tensor {
     /// Picks `on_true` where `cond` is non-zero, else `on_false` (all three broadcast together).
     pub fn where_(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         check_same_dtype("where", on_true, on_false)?;
-        let shape = broadcast_shapes(
-            "where",
-            cond.shape(),
-            &broadcast_shapes("where", on_true.shape(), on_false.shape())?,
-        )?;
-        let (c, a, b) = (
-            cond.expand(&shape)?.detach(),
-            on_true.expand(&shape)?,
-            on_false.expand(&shape)?,
-        );
-        fn k<C: StorageElement, T: StorageElement + Default>(
-            c: &Tensor,
-            a: &Tensor,
-            b: &Tensor,
-        ) -> Vec<T> {
+        let shape =
+            broadcast_shapes("where", cond.shape(), &broadcast_shapes("where", on_true.shape(), on_false.shape())?)?;
+        let (c, a, b) = (cond.expand(&shape)?.detach(), on_true.expand(&shape)?, on_false.expand(&shape)?);
+        fn k<C: StorageElement, T: StorageElement + Default>(c: &Tensor, a: &Tensor, b: &Tensor) -> Vec<T> {
             let (sc, sa, sb) = (c.storage(), a.storage(), b.storage());
             let (xc, xa, xb) = (C::slice(&sc), T::slice(&sa), T::slice(&sb));
             let rows = Rows::new(c.shape(), [c.layout(), a.layout(), b.layout()]);
@@ -258,11 +244,7 @@ impl Tensor {
             let mut out = vec![T::default(); c.numel()];
             fill_rows(&mut out, &rows, |o, [oc, oa, ob], _| {
                 for (i, dst) in o.iter_mut().enumerate() {
-                    *dst = if xc[oc + i * s0] != C::zero() {
-                        xa[oa + i * s1]
-                    } else {
-                        xb[ob + i * s2]
-                    };
+                    *dst = if xc[oc + i * s0] != C::zero() { xa[oa + i * s1] } else { xb[ob + i * s2] };
                 }
             });
             out
@@ -271,9 +253,7 @@ impl Tensor {
             let v: Vec<T> = crate::with_any!(c.dtype(), |C| k::<C, T>(&c, &a, &b));
             T::wrap(v)
         });
-        Ok(Tensor::from_op(data, &shape, || {
-            Op::Where(c.clone(), a.clone(), b.clone())
-        }))
+        Ok(Tensor::from_op(data, &shape, || Op::Where(c.clone(), a.clone(), b.clone())))
     }
 }
 
@@ -298,26 +278,16 @@ pub(crate) fn backward(
         BinaryOp::Sub => Ok((when(nx, &|| Ok(g.clone()))?, when(ny, &|| g.neg())?)),
         BinaryOp::Mul => Ok((when(nx, &|| g.mul(y))?, when(ny, &|| g.mul(x))?)),
         // d(x/y)/dy = -x/y^2 = -out/y
-        BinaryOp::Div => Ok((
-            when(nx, &|| g.div(y))?,
-            when(ny, &|| g.mul(out)?.div(y)?.neg())?,
-        )),
+        BinaryOp::Div => Ok((when(nx, &|| g.div(y))?, when(ny, &|| g.mul(out)?.div(y)?.neg())?)),
         // d(x^y)/dx = y x^(y-1); d(x^y)/dy = x^y ln x
         BinaryOp::Pow => Ok((
             when(nx, &|| g.mul(&y.mul(&x.pow(&y.sub_scalar(1.0)?)?)?))?,
             when(ny, &|| g.mul(&out.mul(&x.log()?)?))?,
         )),
         BinaryOp::Maximum | BinaryOp::Minimum => {
-            let wins = if op == BinaryOp::Maximum {
-                x.gt(y)?
-            } else {
-                x.lt(y)?
-            };
+            let wins = if op == BinaryOp::Maximum { x.gt(y)? } else { x.lt(y)? };
             let share_x = wins.add(&x.eq(y)?.mul_scalar(0.5)?)?;
-            Ok((
-                when(nx, &|| g.mul(&share_x))?,
-                when(ny, &|| g.mul(&share_x.neg()?.add_scalar(1.0)?))?,
-            ))
+            Ok((when(nx, &|| g.mul(&share_x))?, when(ny, &|| g.mul(&share_x.neg()?.add_scalar(1.0)?))?))
         }
     }
 }
@@ -330,15 +300,7 @@ pub(crate) fn where_backward(
     g: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let zero = Tensor::scalar(0.0, g.dtype());
-    let ga = if a.requires_grad() {
-        Some(Tensor::where_(c, g, &zero)?)
-    } else {
-        None
-    };
-    let gb = if b.requires_grad() {
-        Some(Tensor::where_(c, &zero, g)?)
-    } else {
-        None
-    };
+    let ga = if a.requires_grad() { Some(Tensor::where_(c, g, &zero)?) } else { None };
+    let gb = if b.requires_grad() { Some(Tensor::where_(c, &zero, g)?) } else { None };
     Ok((ga, gb))
 }

@@ -31,16 +31,17 @@ impl Im2colGeometry {
     /// Geometry of a `kernel` sliding over an image of `c` channels and size `h`×`w`.
     pub fn new(
         op: &'static str,
-        c: usize,
-        h: usize,
-        w: usize,
+        [c, h, w]: [usize; 3],
         kernel: [usize; 2],
         stride: [usize; 2],
         padding: [usize; 2],
         dilation: [usize; 2],
     ) -> Result<Self> {
         if kernel.contains(&0) || stride.contains(&0) || dilation.contains(&0) {
-            return Err(invalid(op, format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive")));
+            return Err(invalid(
+                op,
+                format!("kernel {kernel:?}, stride {stride:?} and dilation {dilation:?} must be positive"),
+            ));
         }
         let size = |i: usize, n: usize| -> Result<usize> {
             let span = dilation[i] * (kernel[i] - 1) + 1;
@@ -49,16 +50,7 @@ impl Im2colGeometry {
             }
             Ok((n + 2 * padding[i] - span) / stride[i] + 1)
         };
-        Ok(Im2colGeometry {
-            c,
-            h,
-            w,
-            kernel,
-            stride,
-            padding,
-            dilation,
-            out: [size(0, h)?, size(1, w)?],
-        })
+        Ok(Im2colGeometry { c, h, w, kernel, stride, padding, dilation, out: [size(0, h)?, size(1, w)?] })
     }
 
     fn rows(&self) -> usize {
@@ -75,17 +67,9 @@ impl Im2colGeometry {
         let n = if i == 0 { self.h } else { self.w };
         let (s, p, d) = (self.stride[i], self.padding[i], self.dilation[i]);
         let shift = k * d; // input coordinate = o*s + shift - p
-        let lo = if shift >= p {
-            0
-        } else {
-            (p - shift).div_ceil(s)
-        };
+        let lo = if shift >= p { 0 } else { (p - shift).div_ceil(s) };
         // o*s + shift - p <= n - 1  <=>  o <= (n - 1 + p - shift) / s
-        let hi = if n + p > shift {
-            ((n - 1 + p - shift) / s + 1).min(self.out[i])
-        } else {
-            0
-        };
+        let hi = if n + p > shift { ((n - 1 + p - shift) / s + 1).min(self.out[i]) } else { 0 };
         (lo.min(hi), hi)
     }
 }
@@ -124,15 +108,9 @@ fn im2col_kernel<T: Float>(x: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
     };
     let chunk = kh * kw * cols;
     if worth_parallel(out.len()) {
-        pool().install(|| {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(nc, d)| work(nc, d))
-        });
+        pool().install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(nc, d)| work(nc, d)));
     } else {
-        out.chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(nc, d)| work(nc, d));
+        out.chunks_mut(chunk).enumerate().for_each(|(nc, d)| work(nc, d));
     }
     out
 }
@@ -164,15 +142,9 @@ fn col2im_kernel<T: Float>(cols_data: &[T], n: usize, g: &Im2colGeometry) -> Vec
         }
     };
     if worth_parallel(cols_data.len()) {
-        pool().install(|| {
-            out.par_chunks_mut(plane)
-                .enumerate()
-                .for_each(|(nc, d)| work(nc, d))
-        });
+        pool().install(|| out.par_chunks_mut(plane).enumerate().for_each(|(nc, d)| work(nc, d)));
     } else {
-        out.chunks_mut(plane.max(1))
-            .enumerate()
-            .for_each(|(nc, d)| work(nc, d));
+        out.chunks_mut(plane.max(1)).enumerate().for_each(|(nc, d)| work(nc, d));
     }
     out
 }
@@ -195,13 +167,7 @@ pub struct ConvOptions {
 
 impl Default for ConvOptions {
     fn default() -> Self {
-        ConvOptions {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-            output_padding: [0, 0],
-        }
+        ConvOptions { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1, output_padding: [0, 0] }
     }
 }
 
@@ -231,10 +197,7 @@ impl ConvOptions {
 fn expect_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> {
     match t.shape() {
         &[a, b, c, d] => Ok([a, b, c, d]),
-        s => Err(shape_err(
-            op,
-            format!("{what} must be 4-D [N, C, H, W], got {s:?}"),
-        )),
+        s => Err(shape_err(op, format!("{what} must be 4-D [N, C, H, W], got {s:?}"))),
     }
 }
 
@@ -248,7 +211,7 @@ impl Tensor {
         dilation: [usize; 2],
     ) -> Result<Tensor> {
         let [n, c, h, w] = expect_rank4("im2col", "input", self)?;
-        let g = Im2colGeometry::new("im2col", c, h, w, kernel, stride, padding, dilation)?;
+        let g = Im2colGeometry::new("im2col", [c, h, w], kernel, stride, padding, dilation)?;
         self.im2col_geom(n, g)
     }
 
@@ -256,11 +219,7 @@ impl Tensor {
         crate::with_float!(self.dtype(), "im2col", |T| {
             let x = contiguous_vec::<T>(self);
             let data = im2col_kernel::<T>(&x, n, &g);
-            Ok(Tensor::from_op(
-                T::wrap(data),
-                &[n, g.rows(), g.cols()],
-                || Op::Im2col(self.clone(), g),
-            ))
+            Ok(Tensor::from_op(T::wrap(data), &[n, g.rows(), g.cols()], || Op::Im2col(self.clone(), g)))
         })
     }
 
@@ -269,20 +228,13 @@ impl Tensor {
         if self.shape() != [n, g.rows(), g.cols()] {
             return Err(shape_err(
                 "col2im",
-                format!(
-                    "columns {:?} do not match [N, {}, {}]",
-                    self.shape(),
-                    g.rows(),
-                    g.cols()
-                ),
+                format!("columns {:?} do not match [N, {}, {}]", self.shape(), g.rows(), g.cols()),
             ));
         }
         crate::with_float!(self.dtype(), "col2im", |T| {
             let x = contiguous_vec::<T>(self);
             let data = col2im_kernel::<T>(&x, n, &g);
-            Ok(Tensor::from_op(T::wrap(data), &[n, g.c, g.h, g.w], || {
-                Op::Col2im(self.clone(), g)
-            }))
+            Ok(Tensor::from_op(T::wrap(data), &[n, g.c, g.h, g.w], || Op::Col2im(self.clone(), g)))
         })
     }
 
@@ -297,31 +249,17 @@ impl Tensor {
         dilation: [usize; 2],
     ) -> Result<Tensor> {
         if self.rank() != 3 {
-            return Err(shape_err(
-                "col2im",
-                format!("columns must be 3-D, got {:?}", self.shape()),
-            ));
+            return Err(shape_err("col2im", format!("columns must be 3-D, got {:?}", self.shape())));
         }
         let k = kernel[0] * kernel[1];
         if k == 0 || self.shape()[1] % k != 0 {
             return Err(shape_err(
                 "col2im",
-                format!(
-                    "{} rows are not a multiple of the kernel size {kernel:?}",
-                    self.shape()[1]
-                ),
+                format!("{} rows are not a multiple of the kernel size {kernel:?}", self.shape()[1]),
             ));
         }
-        let g = Im2colGeometry::new(
-            "col2im",
-            self.shape()[1] / k,
-            image[0],
-            image[1],
-            kernel,
-            stride,
-            padding,
-            dilation,
-        )?;
+        let g =
+            Im2colGeometry::new("col2im", [self.shape()[1] / k, image[0], image[1]], kernel, stride, padding, dilation)?;
         self.col2im_geom(g)
     }
 
@@ -334,16 +272,7 @@ impl Tensor {
         if g == 0 || cin_g * g != cin || cout % g != 0 {
             return Err(shape_err("conv2d", format!("input {:?} and weight {:?} do not agree with groups={g} (input channels must equal weight.shape[1] * groups)", self.shape(), weight.shape())));
         }
-        let geom = Im2colGeometry::new(
-            "conv2d",
-            cin,
-            h,
-            w,
-            [kh, kw],
-            o.stride,
-            o.padding,
-            o.dilation,
-        )?;
+        let geom = Im2colGeometry::new("conv2d", [cin, h, w], [kh, kw], o.stride, o.padding, o.dilation)?;
         let [oh, ow] = geom.out;
         let cols = self.im2col_geom(n, geom)?; // [N, Cin*kh*kw, L]
         let kg = cin_g * kh * kw;
@@ -351,10 +280,7 @@ impl Tensor {
             weight.reshape(&[cout, kg])?.matmul(&cols)?
         } else {
             let c = cols.reshape(&[n, g, kg, oh * ow])?;
-            weight
-                .reshape(&[g, cout / g, kg])?
-                .matmul(&c)?
-                .reshape(&[n, cout, oh * ow])?
+            weight.reshape(&[g, cout / g, kg])?.matmul(&c)?.reshape(&[n, cout, oh * ow])?
         };
         let out = out.reshape(&[n, cout, oh, ow])?;
         match bias {
@@ -365,12 +291,7 @@ impl Tensor {
 
     /// Transposed 2-D convolution of `self` [N, Cin, H, W] with `weight` [Cin, Cout/groups, kh, kw]
     /// (PyTorch's layout), optional `bias` [Cout]; honours `output_padding`.
-    pub fn conv_transpose2d(
-        &self,
-        weight: &Tensor,
-        bias: Option<&Tensor>,
-        o: ConvOptions,
-    ) -> Result<Tensor> {
+    pub fn conv_transpose2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: ConvOptions) -> Result<Tensor> {
         let [n, cin, h, w] = expect_rank4("conv_transpose2d", "input", self)?;
         let [wcin, cout_g, kh, kw] = expect_rank4("conv_transpose2d", "weight", weight)?;
         let g = o.groups;
@@ -391,44 +312,25 @@ impl Tensor {
         let cout = cout_g * g;
         let size = |i: usize, x: usize, k: usize| -> Result<usize> {
             let full = (x - 1) * o.stride[i] + o.dilation[i] * (k - 1) + o.output_padding[i] + 1;
-            full.checked_sub(2 * o.padding[i])
-                .filter(|&s| s > 0)
-                .ok_or_else(|| {
-                    shape_err(
-                        "conv_transpose2d",
-                        format!("padding {:?} leaves no output for input {h}x{w}", o.padding),
-                    )
-                })
+            full.checked_sub(2 * o.padding[i]).filter(|&s| s > 0).ok_or_else(|| {
+                shape_err("conv_transpose2d", format!("padding {:?} leaves no output for input {h}x{w}", o.padding))
+            })
         };
         let (hout, wout) = (size(0, h, kh)?, size(1, w, kw)?);
-        let geom = Im2colGeometry::new(
-            "conv_transpose2d",
-            cout,
-            hout,
-            wout,
-            [kh, kw],
-            o.stride,
-            o.padding,
-            o.dilation,
-        )?;
+        let geom =
+            Im2colGeometry::new("conv_transpose2d", [cout, hout, wout], [kh, kw], o.stride, o.padding, o.dilation)?;
         debug_assert_eq!(geom.out, [h, w]);
         let k = cout_g * kh * kw;
         let cols = if g == 1 {
-            weight
-                .reshape(&[cin, k])?
-                .t()?
-                .matmul(&self.reshape(&[n, cin, h * w])?)?
+            weight.reshape(&[cin, k])?.t()?.matmul(&self.reshape(&[n, cin, h * w])?)?
         } else {
             let wg = weight.reshape(&[g, cin / g, k])?.transpose(-1, -2)?;
-            wg.matmul(&self.reshape(&[n, g, cin / g, h * w])?)?
-                .reshape(&[n, cout * kh * kw, h * w])?
+            wg.matmul(&self.reshape(&[n, g, cin / g, h * w])?)?.reshape(&[n, cout * kh * kw, h * w])?
         };
         let out = cols.col2im_geom(geom)?;
         match bias {
             None => Ok(out),
-            Some(b) => {
-                out.add(&check_bias("conv_transpose2d", b, cout)?.reshape(&[1, cout, 1, 1])?)
-            }
+            Some(b) => out.add(&check_bias("conv_transpose2d", b, cout)?.reshape(&[1, cout, 1, 1])?),
         }
     }
 
@@ -441,9 +343,7 @@ impl Tensor {
         padding: [usize; 2],
         dilation: [usize; 2],
     ) -> Result<Tensor> {
-        Ok(self
-            .max_pool2d_with_indices(kernel, stride, padding, dilation)?
-            .0)
+        Ok(self.max_pool2d_with_indices(kernel, stride, padding, dilation)?.0)
     }
 
     /// Max pooling, also returning each maximum's flat index `y * W + x` within its plane (i64),
@@ -462,7 +362,7 @@ impl Tensor {
                 format!("padding {padding:?} must be at most half the kernel {kernel:?}"),
             ));
         }
-        let geom = Im2colGeometry::new("max_pool2d", c, h, w, kernel, stride, padding, dilation)?;
+        let geom = Im2colGeometry::new("max_pool2d", [c, h, w], kernel, stride, padding, dilation)?;
         let [oh, ow] = geom.out;
         let idx: Vec<i64> = crate::with_float!(self.dtype(), "max_pool2d", |T| {
             let x = contiguous_vec::<T>(self);
@@ -475,23 +375,18 @@ impl Tensor {
                         let mut best = usize::MAX;
                         let mut best_v = T::NEG_INFINITY;
                         for ki in 0..kernel[0] {
-                            let iy =
-                                (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
+                            let iy = (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
                             if iy < 0 || iy >= h as isize {
                                 continue;
                             }
                             for kj in 0..kernel[1] {
-                                let ix = (ox * stride[1] + kj * dilation[1]) as isize
-                                    - padding[1] as isize;
+                                let ix = (ox * stride[1] + kj * dilation[1]) as isize - padding[1] as isize;
                                 if ix < 0 || ix >= w as isize {
                                     continue;
                                 }
                                 let at = iy as usize * w + ix as usize;
                                 let v = src[at];
-                                if best == usize::MAX
-                                    || v > best_v
-                                    || (v.is_nan() && !best_v.is_nan())
-                                {
+                                if best == usize::MAX || v > best_v || (v.is_nan() && !best_v.is_nan()) {
                                     best = at;
                                     best_v = v;
                                 }
@@ -503,23 +398,14 @@ impl Tensor {
             };
             let chunk = (oh * ow).max(1);
             if worth_parallel(x.len()) {
-                pool().install(|| {
-                    idx.par_chunks_mut(chunk)
-                        .enumerate()
-                        .for_each(|(i, d)| work(i, d))
-                });
+                pool().install(|| idx.par_chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d)));
             } else {
-                idx.chunks_mut(chunk)
-                    .enumerate()
-                    .for_each(|(i, d)| work(i, d));
+                idx.chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d));
             }
             Ok(idx)
         })?;
         let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;
-        let vals = self
-            .reshape(&[n, c, h * w])?
-            .gather(2, &idx)?
-            .reshape(&[n, c, oh, ow])?;
+        let vals = self.reshape(&[n, c, h * w])?.gather(2, &idx)?.reshape(&[n, c, oh, ow])?;
         Ok((vals, idx.reshape(&[n, c, oh, ow])?))
     }
 
@@ -532,7 +418,7 @@ impl Tensor {
         count_include_pad: bool,
     ) -> Result<Tensor> {
         let [n, c, h, w] = expect_rank4("avg_pool2d", "input", self)?;
-        let geom = Im2colGeometry::new("avg_pool2d", 1, h, w, kernel, stride, padding, [1, 1])?;
+        let geom = Im2colGeometry::new("avg_pool2d", [1, h, w], kernel, stride, padding, [1, 1])?;
         let [oh, ow] = geom.out;
         let cols = self.reshape(&[n * c, 1, h, w])?.im2col_geom(n * c, geom)?; // [N*C, kh*kw, L]
         let pooled = if count_include_pad || padding == [0, 0] {
@@ -550,10 +436,7 @@ impl Tensor {
     pub fn adaptive_avg_pool2d(&self, out: [usize; 2]) -> Result<Tensor> {
         let [_, _, h, w] = expect_rank4("adaptive_avg_pool2d", "input", self)?;
         if out.contains(&0) {
-            return Err(invalid(
-                "adaptive_avg_pool2d",
-                format!("output size {out:?} must be positive"),
-            ));
+            return Err(invalid("adaptive_avg_pool2d", format!("output size {out:?} must be positive")));
         }
         let pool_matrix = |o: usize, n: usize| -> Tensor {
             let mut m = vec![0.0; o * n];
@@ -573,10 +456,7 @@ impl Tensor {
 
 fn check_bias(op: &'static str, b: &Tensor, c: usize) -> Result<Tensor> {
     if b.shape() != [c] {
-        return Err(shape_err(
-            op,
-            format!("bias must be [{c}], got {:?}", b.shape()),
-        ));
+        return Err(shape_err(op, format!("bias must be [{c}], got {:?}", b.shape())));
     }
     Ok(b.clone())
 }

@@ -11,19 +11,13 @@ use crate::Tensor;
 /// The index values, checked against `size` (the extent of the indexed dimension).
 fn indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec<usize>> {
     if idx.dtype() != DType::I64 {
-        return Err(dtype_err(
-            op,
-            format!("indices must be i64, got {}", idx.dtype()),
-        ));
+        return Err(dtype_err(op, format!("indices must be i64, got {}", idx.dtype())));
     }
     idx.to_vec::<i64>()?
         .into_iter()
         .map(|i| {
             if i < 0 || i as usize >= size {
-                Err(invalid(
-                    op,
-                    format!("index {i} is out of range for a dimension of size {size}"),
-                ))
+                Err(invalid(op, format!("index {i} is out of range for a dimension of size {size}")))
             } else {
                 Ok(i as usize)
             }
@@ -33,11 +27,7 @@ fn indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec<usize>> {
 
 /// `(outer, size of dim, inner)` of a shape split at `dim`.
 fn split_at(shape: &[usize], dim: usize) -> (usize, usize, usize) {
-    (
-        shape[..dim].iter().product(),
-        shape[dim],
-        shape[dim + 1..].iter().product(),
-    )
+    (shape[..dim].iter().product(), shape[dim], shape[dim + 1..].iter().product())
 }
 
 fn contiguous_data<T: StorageElement>(t: &Tensor) -> Vec<T> {
@@ -62,16 +52,11 @@ fn for_each_index(shape: &[usize], mut f: impl FnMut(usize, &[usize])) {
 }
 
 fn check_gather_shapes(op: &'static str, x: &Tensor, dim: usize, idx: &Tensor) -> Result<()> {
-    let ok =
-        idx.rank() == x.rank() && (0..x.rank()).all(|d| d == dim || idx.shape()[d] <= x.shape()[d]);
+    let ok = idx.rank() == x.rank() && (0..x.rank()).all(|d| d == dim || idx.shape()[d] <= x.shape()[d]);
     if !ok {
         return Err(shape_err(
             op,
-            format!(
-                "index {:?} does not fit input {:?} outside dimension {dim}",
-                idx.shape(),
-                x.shape()
-            ),
+            format!("index {:?} does not fit input {:?} outside dimension {dim}", idx.shape(), x.shape()),
         ));
     }
     Ok(())
@@ -82,22 +67,13 @@ impl Tensor {
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         let d = self.axis("index_select", dim)?;
         if index.rank() != 1 {
-            return Err(shape_err(
-                "index_select",
-                format!("index must be 1-D, got {:?}", index.shape()),
-            ));
+            return Err(shape_err("index_select", format!("index must be 1-D, got {:?}", index.shape())));
         }
         let ids = indices("index_select", index, self.shape()[d])?;
         let (outer, size, inner) = split_at(self.shape(), d);
         let mut shape = self.shape().to_vec();
         shape[d] = ids.len();
-        fn k<T: StorageElement>(
-            x: &Tensor,
-            ids: &[usize],
-            outer: usize,
-            size: usize,
-            inner: usize,
-        ) -> Vec<T> {
+        fn k<T: StorageElement>(x: &Tensor, ids: &[usize], outer: usize, size: usize, inner: usize) -> Vec<T> {
             let src = contiguous_data::<T>(x);
             let mut out = Vec::with_capacity(outer * ids.len() * inner);
             for o in 0..outer {
@@ -108,22 +84,15 @@ impl Tensor {
             }
             out
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(
-            self, &ids, outer, size, inner
-        )));
-        Ok(Tensor::from_op(data, &shape, || {
-            Op::IndexSelect(self.clone(), d, index.clone())
-        }))
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &ids, outer, size, inner)));
+        Ok(Tensor::from_op(data, &shape, || Op::IndexSelect(self.clone(), d, index.clone())))
     }
 
     /// `self` with the slices of `source` added at `index` along `dim` (repeated indices add up).
     pub fn index_add(&self, dim: isize, index: &Tensor, source: &Tensor) -> Result<Tensor> {
         let d = self.axis("index_add", dim)?;
         if self.dtype() != source.dtype() {
-            return Err(dtype_err(
-                "index_add",
-                format!("input is {} and source is {}", self.dtype(), source.dtype()),
-            ));
+            return Err(dtype_err("index_add", format!("input is {} and source is {}", self.dtype(), source.dtype())));
         }
         let ids = indices("index_add", index, self.shape()[d])?;
         let mut expect = self.shape().to_vec();
@@ -161,12 +130,8 @@ impl Tensor {
             }
             out
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(
-            self, source, &ids, outer, size, inner
-        )));
-        Ok(Tensor::from_op(data, self.shape(), || {
-            Op::IndexAdd(self.clone(), d, index.clone(), source.clone())
-        }))
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, source, &ids, outer, size, inner)));
+        Ok(Tensor::from_op(data, self.shape(), || Op::IndexAdd(self.clone(), d, index.clone(), source.clone())))
     }
 
     /// `out[..j..] = self[..index[..j..]..]` along `dim` (like `torch.gather`).
@@ -175,35 +140,18 @@ impl Tensor {
         check_gather_shapes("gather", self, d, index)?;
         let ids = indices("gather", index, self.shape()[d])?;
         let xs = crate::layout::contiguous_strides(self.shape());
-        fn k<T: StorageElement>(
-            x: &Tensor,
-            xs: &[usize],
-            d: usize,
-            idx_shape: &[usize],
-            ids: &[usize],
-        ) -> Vec<T> {
+        fn k<T: StorageElement>(x: &Tensor, xs: &[usize], d: usize, idx_shape: &[usize], ids: &[usize]) -> Vec<T> {
             let src = contiguous_data::<T>(x);
             let mut out = Vec::with_capacity(ids.len());
             for_each_index(idx_shape, |p, at| {
-                let off: usize = at
-                    .iter()
-                    .enumerate()
-                    .map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] })
-                    .sum();
+                let off: usize =
+                    at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
                 out.push(src[off]);
             });
             out
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(
-            self,
-            &xs,
-            d,
-            index.shape(),
-            &ids
-        )));
-        Ok(Tensor::from_op(data, index.shape(), || {
-            Op::Gather(self.clone(), d, index.clone())
-        }))
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &xs, d, index.shape(), &ids)));
+        Ok(Tensor::from_op(data, index.shape(), || Op::Gather(self.clone(), d, index.clone())))
     }
 
     /// `self` with `source[..j..]` added at `[..index[..j..]..]` along `dim` (like
@@ -219,51 +167,31 @@ impl Tensor {
         if index.shape() != source.shape() {
             return Err(shape_err(
                 "scatter_add",
-                format!(
-                    "index {:?} and source {:?} differ",
-                    index.shape(),
-                    source.shape()
-                ),
+                format!("index {:?} and source {:?} differ", index.shape(), source.shape()),
             ));
         }
         check_gather_shapes("scatter_add", self, d, index)?;
         let ids = indices("scatter_add", index, self.shape()[d])?;
         let xs = crate::layout::contiguous_strides(self.shape());
-        fn k<T: Element + StorageElement>(
-            x: &Tensor,
-            src: &Tensor,
-            xs: &[usize],
-            d: usize,
-            ids: &[usize],
-        ) -> Vec<T> {
+        fn k<T: Element + StorageElement>(x: &Tensor, src: &Tensor, xs: &[usize], d: usize, ids: &[usize]) -> Vec<T> {
             let mut out = contiguous_data::<T>(x);
             let s = contiguous_data::<T>(src);
             for_each_index(src.shape(), |p, at| {
-                let off: usize = at
-                    .iter()
-                    .enumerate()
-                    .map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] })
-                    .sum();
+                let off: usize =
+                    at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
                 out[off] = out[off] + s[p];
             });
             out
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(
-            self, source, &xs, d, &ids
-        )));
-        Ok(Tensor::from_op(data, self.shape(), || {
-            Op::ScatterAdd(self.clone(), d, index.clone(), source.clone())
-        }))
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, source, &xs, d, &ids)));
+        Ok(Tensor::from_op(data, self.shape(), || Op::ScatterAdd(self.clone(), d, index.clone(), source.clone())))
     }
 
     /// Embedding lookup: rows of this `[num, dim]` table for i64 `ids` of any shape; the result
     /// has shape `ids.shape + [dim]`.
     pub fn embedding(&self, ids: &Tensor) -> Result<Tensor> {
         if self.rank() != 2 {
-            return Err(shape_err(
-                "embedding",
-                format!("table must be [num, dim], got {:?}", self.shape()),
-            ));
+            return Err(shape_err("embedding", format!("table must be [num, dim], got {:?}", self.shape())));
         }
         let flat = ids.reshape(&[ids.numel()])?;
         let rows = self.index_select(0, &flat)?;
@@ -279,25 +207,11 @@ pub(crate) fn backward(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     Ok(match op {
         Op::IndexSelect(x, d, idx) => vec![Some(x.zeros_like().index_add(*d as isize, idx, g)?)],
         Op::IndexAdd(base, d, idx, src) => {
-            vec![
-                need(base).then(|| g.clone()),
-                if need(src) {
-                    Some(g.index_select(*d as isize, idx)?)
-                } else {
-                    None
-                },
-            ]
+            vec![need(base).then(|| g.clone()), if need(src) { Some(g.index_select(*d as isize, idx)?) } else { None }]
         }
         Op::Gather(x, d, idx) => vec![Some(x.zeros_like().scatter_add(*d as isize, idx, g)?)],
         Op::ScatterAdd(base, d, idx, src) => {
-            vec![
-                need(base).then(|| g.clone()),
-                if need(src) {
-                    Some(g.gather(*d as isize, idx)?)
-                } else {
-                    None
-                },
-            ]
+            vec![need(base).then(|| g.clone()), if need(src) { Some(g.gather(*d as isize, idx)?) } else { None }]
         }
         _ => unreachable!("not an index op: {}", op.name()),
     })

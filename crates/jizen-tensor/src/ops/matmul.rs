@@ -77,16 +77,11 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor) -> Vec<T> {
     if threads > 1 && nb >= threads && flops * nb >= PAR_FLOPS && flops < PAR_FLOPS * 16 {
         // Many small products: one per task.
         pool().install(|| {
-            out.par_chunks_mut(m * n)
-                .enumerate()
-                .for_each(|(i, c)| run(i, c.as_mut_ptr(), gemm::Parallelism::None));
+            out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| run(i, c.as_mut_ptr(), gemm::Parallelism::None));
         });
     } else {
-        let par = if threads > 1 && flops >= PAR_FLOPS {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par =
+            if threads > 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         let base = SendPtr(out.as_mut_ptr());
         let go = || {
             for i in 0..nb {
@@ -123,9 +118,7 @@ impl Tensor {
         shape[r - 1] = b.shape()[r - 1];
         crate::with_float!(a.dtype(), "matmul", |T| {
             let data = kernel::<T>(&a, &b);
-            Ok(Tensor::from_op(T::wrap(data), &shape, || {
-                Op::Matmul(a.clone(), b.clone())
-            }))
+            Ok(Tensor::from_op(T::wrap(data), &shape, || Op::Matmul(a.clone(), b.clone())))
         })
     }
 
@@ -141,10 +134,7 @@ impl Tensor {
     /// ```
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         if self.dtype() != rhs.dtype() {
-            return Err(dtype_err(
-                "matmul",
-                format!("lhs is {} and rhs is {}", self.dtype(), rhs.dtype()),
-            ));
+            return Err(dtype_err("matmul", format!("lhs is {} and rhs is {}", self.dtype(), rhs.dtype())));
         }
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(shape_err(
@@ -156,27 +146,15 @@ impl Tensor {
                 ),
             ));
         }
-        let a = if self.rank() == 1 {
-            self.unsqueeze(0)?
-        } else {
-            self.clone()
-        };
-        let b = if rhs.rank() == 1 {
-            rhs.unsqueeze(-1)?
-        } else {
-            rhs.clone()
-        };
+        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
+        let b = if rhs.rank() == 1 { rhs.unsqueeze(-1)? } else { rhs.clone() };
         let (ra, rb) = (a.rank(), b.rank());
         let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
         let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
         if k != k2 {
             return Err(shape_err(
                 "matmul",
-                format!(
-                    "lhs {:?} and rhs {:?} do not agree on the inner dimension",
-                    self.shape(),
-                    rhs.shape()
-                ),
+                format!("lhs {:?} and rhs {:?} do not agree on the inner dimension", self.shape(), rhs.shape()),
             ));
         }
         let out = if rb == 2 && ra > 2 && a.is_contiguous() {
@@ -202,20 +180,8 @@ impl Tensor {
 }
 
 /// Gradients of `a @ b` (equal batch dims): `g @ bᵀ` and `aᵀ @ g`, transposes as views.
-pub(crate) fn backward(
-    a: &Tensor,
-    b: &Tensor,
-    g: &Tensor,
-) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let ga = if a.requires_grad() {
-        Some(Tensor::matmul_batched(g, &b.transpose(-1, -2)?)?)
-    } else {
-        None
-    };
-    let gb = if b.requires_grad() {
-        Some(Tensor::matmul_batched(&a.transpose(-1, -2)?, g)?)
-    } else {
-        None
-    };
+pub(crate) fn backward(a: &Tensor, b: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let ga = if a.requires_grad() { Some(Tensor::matmul_batched(g, &b.transpose(-1, -2)?)?) } else { None };
+    let gb = if b.requires_grad() { Some(Tensor::matmul_batched(&a.transpose(-1, -2)?, g)?) } else { None };
     Ok((ga, gb))
 }

@@ -24,12 +24,7 @@ pub(crate) fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
         let src = &src[r];
         if worth_parallel(n) {
             let mut out = Vec::with_capacity(n);
-            pool().install(|| {
-                src.par_iter()
-                    .with_min_len(4096)
-                    .map(|&v| f(v))
-                    .collect_into_vec(&mut out)
-            });
+            pool().install(|| src.par_iter().with_min_len(4096).map(|&v| f(v)).collect_into_vec(&mut out));
             return out;
         }
         return src.iter().map(|&v| f(v)).collect();
@@ -59,11 +54,7 @@ pub(crate) fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
         if worth_parallel(n) {
             let mut out = Vec::with_capacity(n);
             pool().install(|| {
-                a.par_iter()
-                    .zip(b.par_iter())
-                    .with_min_len(4096)
-                    .map(|(&x, &y)| f(x, y))
-                    .collect_into_vec(&mut out)
+                a.par_iter().zip(b.par_iter()).with_min_len(4096).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out)
             });
             return out;
         }
@@ -114,21 +105,15 @@ pub(crate) fn fill_rows<U: Send, const N: usize>(
     if worth_parallel(out.len()) && nrows > 1 {
         let per_task = (nrows / (4 * crate::parallel::num_threads())).max(1);
         pool().install(|| {
-            out.par_chunks_mut(per_task * inner)
-                .enumerate()
-                .for_each(|(c, chunk)| {
-                    let start = c * per_task;
-                    let end = (start + per_task).min(nrows);
-                    let mut chunks = chunk.chunks_mut(inner);
-                    rows.for_each(start..end, |row, offs| {
-                        f(chunks.next().expect("row chunk"), offs, row)
-                    });
-                })
+            out.par_chunks_mut(per_task * inner).enumerate().for_each(|(c, chunk)| {
+                let start = c * per_task;
+                let end = (start + per_task).min(nrows);
+                let mut chunks = chunk.chunks_mut(inner);
+                rows.for_each(start..end, |row, offs| f(chunks.next().expect("row chunk"), offs, row));
+            })
         });
     } else {
         let mut chunks = out.chunks_mut(inner);
-        rows.for_each(0..nrows, |row, offs| {
-            f(chunks.next().expect("row chunk"), offs, row)
-        });
+        rows.for_each(0..nrows, |row, offs| f(chunks.next().expect("row chunk"), offs, row));
     }
 }

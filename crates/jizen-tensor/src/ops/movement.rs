@@ -16,35 +16,20 @@ impl Tensor {
         if n != self.numel() {
             return Err(shape_err(
                 "reshape",
-                format!(
-                    "cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)",
-                    self.shape(),
-                    self.numel()
-                ),
+                format!("cannot reshape {:?} ({} elements) to {shape:?} ({n} elements)", self.shape(), self.numel()),
             ));
         }
         if shape == self.shape() {
             return Ok(self.clone());
         }
-        let src = if self.is_contiguous() {
-            self.clone()
-        } else {
-            self.contiguous()?
-        };
-        let layout = src
-            .layout()
-            .reshape_view(shape)
-            .expect("contiguous data reshapes as a view");
+        let src = if self.is_contiguous() { self.clone() } else { self.contiguous()? };
+        let layout = src.layout().reshape_view(shape).expect("contiguous data reshapes as a view");
         Ok(src.view(layout, || Op::Reshape(src.clone())))
     }
 
     /// Reshape where one dimension may be `-1` (inferred), like PyTorch's `view(-1, n)`.
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
-        let known: usize = shape
-            .iter()
-            .filter(|&&d| d >= 0)
-            .map(|&d| d as usize)
-            .product();
+        let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
         let holes = shape.iter().filter(|&&d| d == -1).count();
         if holes > 1 || shape.iter().any(|&d| d < -1) {
             return Err(shape_err(
@@ -54,19 +39,13 @@ impl Tensor {
         }
         let fill = if holes == 1 {
             if known == 0 || self.numel() % known != 0 {
-                return Err(shape_err(
-                    "reshape",
-                    format!("cannot reshape {:?} to {shape:?}", self.shape()),
-                ));
+                return Err(shape_err("reshape", format!("cannot reshape {:?} to {shape:?}", self.shape())));
             }
             self.numel() / known
         } else {
             0
         };
-        let dims: Vec<usize> = shape
-            .iter()
-            .map(|&d| if d == -1 { fill } else { d as usize })
-            .collect();
+        let dims: Vec<usize> = shape.iter().map(|&d| if d == -1 { fill } else { d as usize }).collect();
         self.reshape(&dims)
     }
 
@@ -87,10 +66,7 @@ impl Tensor {
     /// The transpose of a matrix (a view).
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() != 2 {
-            return Err(shape_err(
-                "t",
-                format!("expected a matrix, got shape {:?}", self.shape()),
-            ));
+            return Err(shape_err("t", format!("expected a matrix, got shape {:?}", self.shape())));
         }
         self.transpose(0, 1)
     }
@@ -119,10 +95,7 @@ impl Tensor {
         let r = self.rank() as isize;
         let d = if dim < 0 { dim + r + 1 } else { dim };
         if d < 0 || d > r {
-            return Err(invalid(
-                "unsqueeze",
-                format!("dimension {dim} out of range for shape {:?}", self.shape()),
-            ));
+            return Err(invalid("unsqueeze", format!("dimension {dim} out of range for shape {:?}", self.shape())));
         }
         let mut shape = self.shape().to_vec();
         shape.insert(d as usize, 1);
@@ -133,10 +106,7 @@ impl Tensor {
     pub fn squeeze(&self, dim: isize) -> Result<Tensor> {
         let d = self.axis("squeeze", dim)?;
         if self.shape()[d] != 1 {
-            return Err(shape_err(
-                "squeeze",
-                format!("dimension {d} of {:?} is not 1", self.shape()),
-            ));
+            return Err(shape_err("squeeze", format!("dimension {d} of {:?} is not 1", self.shape())));
         }
         let mut shape = self.shape().to_vec();
         shape.remove(d);
@@ -167,9 +137,7 @@ impl Tensor {
             let s = self.storage();
             T::wrap(strided_copy(T::slice(&s), self.layout()))
         });
-        Ok(Tensor::from_op(data, self.shape(), || {
-            Op::Copy(self.clone())
-        }))
+        Ok(Tensor::from_op(data, self.shape(), || Op::Copy(self.clone())))
     }
 
     /// Converts to another dtype. Float-to-float conversions are differentiable.
@@ -192,13 +160,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let lead = self.rank().checked_sub(shape.len()).ok_or_else(|| {
-            shape_err(
-                "sum_to_shape",
-                format!(
-                    "cannot sum {:?} to the larger rank of {shape:?}",
-                    self.shape()
-                ),
-            )
+            shape_err("sum_to_shape", format!("cannot sum {:?} to the larger rank of {shape:?}", self.shape()))
         })?;
         let mut axes: Vec<isize> = (0..lead as isize).collect();
         for (i, &d) in shape.iter().enumerate() {
@@ -206,10 +168,7 @@ impl Tensor {
             if d == 1 && src != 1 {
                 axes.push((lead + i) as isize);
             } else if d != src {
-                return Err(shape_err(
-                    "sum_to_shape",
-                    format!("cannot sum {:?} to {shape:?}", self.shape()),
-                ));
+                return Err(shape_err("sum_to_shape", format!("cannot sum {:?} to {shape:?}", self.shape())));
             }
         }
         self.sum(&axes, true)?.reshape(shape)
@@ -217,27 +176,17 @@ impl Tensor {
 
     /// Concatenates along `dim`; all other dimensions must agree.
     pub fn cat(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors
-            .first()
-            .ok_or_else(|| invalid("cat", "no tensors given"))?;
+        let first = tensors.first().ok_or_else(|| invalid("cat", "no tensors given"))?;
         let d = first.axis("cat", dim)?;
         for t in tensors {
             if t.dtype() != first.dtype() {
-                return Err(dtype_err(
-                    "cat",
-                    format!("mixed dtypes {} and {}", first.dtype(), t.dtype()),
-                ));
+                return Err(dtype_err("cat", format!("mixed dtypes {} and {}", first.dtype(), t.dtype())));
             }
-            let ok = t.rank() == first.rank()
-                && (0..t.rank()).all(|i| i == d || t.shape()[i] == first.shape()[i]);
+            let ok = t.rank() == first.rank() && (0..t.rank()).all(|i| i == d || t.shape()[i] == first.shape()[i]);
             if !ok {
                 return Err(shape_err(
                     "cat",
-                    format!(
-                        "shapes {:?} and {:?} differ outside dimension {d}",
-                        first.shape(),
-                        t.shape()
-                    ),
+                    format!("shapes {:?} and {:?} differ outside dimension {d}", first.shape(), t.shape()),
                 ));
             }
         }
@@ -269,30 +218,20 @@ impl Tensor {
             }
             out
         }
-        let data = crate::with_any!(first.dtype(), |T| T::wrap(k::<T>(
-            tensors, d, outer, inner, row
-        )));
+        let data = crate::with_any!(first.dtype(), |T| T::wrap(k::<T>(tensors, d, outer, inner, row)));
         let owned: Vec<Tensor> = tensors.iter().map(|t| (*t).clone()).collect();
         Ok(Tensor::from_op(data, &shape, || Op::Cat(owned, d)))
     }
 
     /// Stacks equally shaped tensors along a new dimension `dim`.
     pub fn stack(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
-        let first = tensors
-            .first()
-            .ok_or_else(|| invalid("stack", "no tensors given"))?;
+        let first = tensors.first().ok_or_else(|| invalid("stack", "no tensors given"))?;
         for t in tensors {
             if t.shape() != first.shape() {
-                return Err(shape_err(
-                    "stack",
-                    format!("shapes {:?} and {:?} differ", first.shape(), t.shape()),
-                ));
+                return Err(shape_err("stack", format!("shapes {:?} and {:?} differ", first.shape(), t.shape())));
             }
         }
-        let parts = tensors
-            .iter()
-            .map(|t| t.unsqueeze(dim))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = tensors.iter().map(|t| t.unsqueeze(dim)).collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = parts.iter().collect();
         Tensor::cat(&refs, dim)
     }
@@ -304,20 +243,14 @@ impl Tensor {
             return Err(invalid("split", "piece size 0"));
         }
         let n = self.shape()[d];
-        (0..n)
-            .step_by(size)
-            .map(|s| self.narrow(d as isize, s, size.min(n - s)))
-            .collect()
+        (0..n).step_by(size).map(|s| self.narrow(d as isize, s, size.min(n - s))).collect()
     }
 
     /// Pads the last two dimensions with a constant (`[left, right, top, bottom]`), like
     /// `F.pad(x, (l, r, t, b))`. Composite: concatenation with constant blocks.
     pub fn pad2d(&self, pad: [usize; 4], value: f64) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(shape_err(
-                "pad2d",
-                format!("needs at least 2 dimensions, got {:?}", self.shape()),
-            ));
+            return Err(shape_err("pad2d", format!("needs at least 2 dimensions, got {:?}", self.shape())));
         }
         let [l, r, t, b] = pad;
         let r_ = self.rank();

@@ -101,11 +101,7 @@ fn reduce_kernel<T: Float + StorageElement>(op: ReduceOp, x: &Tensor, axes: &[us
     };
     if worth_parallel(data.len()) && outer > 1 {
         let mut out = Vec::with_capacity(outer);
-        pool().install(|| {
-            data.par_chunks(inner)
-                .map(|c| fold_slice(op, c))
-                .collect_into_vec(&mut out)
-        });
+        pool().install(|| data.par_chunks(inner).map(|c| fold_slice(op, c)).collect_into_vec(&mut out));
         out
     } else {
         data.chunks(inner).map(|c| fold_slice(op, c)).collect()
@@ -113,46 +109,23 @@ fn reduce_kernel<T: Float + StorageElement>(op: ReduceOp, x: &Tensor, axes: &[us
 }
 
 fn keepdim_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    shape
-        .iter()
-        .enumerate()
-        .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
-        .collect()
+    shape.iter().enumerate().map(|(d, &n)| if axes.contains(&d) { 1 } else { n }).collect()
 }
 
 fn squeeze_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
-    shape
-        .iter()
-        .enumerate()
-        .filter(|(d, _)| !axes.contains(d))
-        .map(|(_, &n)| n)
-        .collect()
+    shape.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, &n)| n).collect()
 }
 
 impl Tensor {
-    fn reduce(
-        &self,
-        op: ReduceOp,
-        axes: &[isize],
-        keepdim: bool,
-        name: &'static str,
-    ) -> Result<Tensor> {
+    fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool, name: &'static str) -> Result<Tensor> {
         let axes = resolve_axes(self, name, axes)?;
         if op != ReduceOp::Sum && axes.iter().any(|&a| self.shape()[a] == 0) {
-            return Err(invalid(
-                name,
-                format!(
-                    "cannot take the {name} of an empty dimension of {:?}",
-                    self.shape()
-                ),
-            ));
+            return Err(invalid(name, format!("cannot take the {name} of an empty dimension of {:?}", self.shape())));
         }
         let out_shape = keepdim_shape(self.shape(), &axes);
         let out = crate::with_float!(self.dtype(), name, |T| {
             let data = reduce_kernel::<T>(op, self, &axes);
-            Ok(Tensor::from_op(T::wrap(data), &out_shape, || {
-                Op::Reduce(op, self.clone(), axes.clone())
-            }))
+            Ok(Tensor::from_op(T::wrap(data), &out_shape, || Op::Reduce(op, self.clone(), axes.clone())))
         })?;
         if keepdim {
             Ok(out)
@@ -206,16 +179,10 @@ impl Tensor {
         let resolved = resolve_axes(self, "var", axes)?;
         let n: usize = resolved.iter().map(|&a| self.shape()[a]).product();
         if n <= correction {
-            return Err(invalid(
-                "var",
-                format!("{n} elements are too few for correction {correction}"),
-            ));
+            return Err(invalid("var", format!("{n} elements are too few for correction {correction}")));
         }
         let centred = self.sub(&self.mean(axes, true)?)?;
-        centred
-            .square()?
-            .sum(axes, keepdim)?
-            .div_scalar((n - correction) as f64)
+        centred.square()?.sum(axes, keepdim)?.div_scalar((n - correction) as f64)
     }
 
     /// Standard deviation over `axes` with `correction` (see [`Tensor::var`]).
@@ -223,20 +190,11 @@ impl Tensor {
         self.var(axes, correction, keepdim)?.sqrt()
     }
 
-    fn arg_reduce(
-        &self,
-        axis: isize,
-        keepdim: bool,
-        want_max: bool,
-        name: &'static str,
-    ) -> Result<Tensor> {
+    fn arg_reduce(&self, axis: isize, keepdim: bool, want_max: bool, name: &'static str) -> Result<Tensor> {
         let a = self.axis(name, axis)?;
         let n = self.shape()[a];
         if n == 0 {
-            return Err(invalid(
-                name,
-                format!("empty dimension {a} of {:?}", self.shape()),
-            ));
+            return Err(invalid(name, format!("empty dimension {a} of {:?}", self.shape())));
         }
         // Move the axis last and scan contiguous runs; the first extreme wins (as in PyTorch).
         let mut perm: Vec<usize> = (0..self.rank()).filter(|&d| d != a).collect();
@@ -279,13 +237,7 @@ impl Tensor {
 }
 
 /// Gradient of a keepdim reduction `out` of `x` over `axes`.
-pub(crate) fn backward(
-    op: ReduceOp,
-    x: &Tensor,
-    _axes: &[usize],
-    out: &Tensor,
-    g: &Tensor,
-) -> Result<Tensor> {
+pub(crate) fn backward(op: ReduceOp, x: &Tensor, _axes: &[usize], out: &Tensor, g: &Tensor) -> Result<Tensor> {
     match op {
         ReduceOp::Sum => g.expand(x.shape()),
         ReduceOp::Max | ReduceOp::Min => {

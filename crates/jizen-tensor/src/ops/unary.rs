@@ -28,9 +28,7 @@ impl Tensor {
                 let s = self.storage();
                 kernel::<T>(op, T::slice(&s), self.layout())
             };
-            Ok(Tensor::from_op(T::wrap(data), self.shape(), || {
-                Op::Unary(op, self.clone())
-            }))
+            Ok(Tensor::from_op(T::wrap(data), self.shape(), || Op::Unary(op, self.clone())))
         })
     }
 
@@ -86,11 +84,7 @@ pub(crate) fn backward(op: UnaryOp, x: &Tensor, out: &Tensor, g: &Tensor) -> Res
         UnaryOp::Relu => g.mul(&x.gt_scalar(0.0)?),
         // d erf(x) = 2/sqrt(pi) * exp(-x^2)
         UnaryOp::Erf => {
-            let d = x
-                .mul(x)?
-                .neg()?
-                .exp()?
-                .mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
+            let d = x.mul(x)?.neg()?.exp()?.mul_scalar(std::f64::consts::FRAC_2_SQRT_PI)?;
             g.mul(&d)
         }
     }
