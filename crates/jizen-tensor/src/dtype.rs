@@ -25,7 +25,7 @@ impl DType {
         matches!(self, DType::F32 | DType::F64)
     }
 
-    /// The name PyTorch and safetensors use for it.
+    /// A short lowercase name (`f32`, `f64`, `i64`), as used in error messages.
     pub fn as_str(self) -> &'static str {
         match self {
             DType::F32 => "f32",

@@ -28,6 +28,7 @@ pub mod ops;
 mod ops_traits;
 pub mod parallel;
 pub mod rng;
+pub mod safetensors;
 pub mod storage;
 mod tensor;
 
@@ -35,8 +36,7 @@ pub use autograd::{grad, is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use functional::{
-    binary_cross_entropy_with_logits, cross_entropy, dropout_mask, mse_loss, nll_loss,
-    CrossEntropyOptions, Reduction,
+    binary_cross_entropy_with_logits, cross_entropy, dropout_mask, mse_loss, nll_loss, CrossEntropyOptions, Reduction,
 };
 pub use layout::Layout;
 pub use op::Op;

@@ -1,7 +1,7 @@
 //! `Tensor`: a cheap handle (an `Arc`) to shared storage plus a layout, and, when it takes part
 //! in a differentiable computation, the [`Op`] that produced it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::autograd::is_grad_enabled;
@@ -30,8 +30,9 @@ pub(crate) struct TensorImpl {
     dtype: DType,
     /// How this tensor was computed; `None` for leaves and for results nobody differentiates.
     op: Option<Op>,
-    /// A leaf whose gradient is wanted (a parameter, or an input under test).
-    is_variable: bool,
+    /// A leaf whose gradient is wanted (a parameter, or an input under test). Atomic so that a
+    /// parameter can be frozen and unfrozen in place.
+    is_variable: AtomicBool,
     /// Accumulated gradient of a variable (`backward` adds to it until `zero_grad`).
     grad: Mutex<Option<Tensor>>,
 }
@@ -64,7 +65,7 @@ impl Tensor {
             layout: Layout::contiguous(shape),
             dtype,
             op: None,
-            is_variable: false,
+            is_variable: AtomicBool::new(false),
             grad: Mutex::new(None),
         }))
     }
@@ -97,7 +98,7 @@ impl Tensor {
             layout,
             dtype: self.0.dtype,
             op: None,
-            is_variable: false,
+            is_variable: AtomicBool::new(false),
             grad: Mutex::new(None),
         }));
         t.with_op(op)
@@ -294,12 +295,25 @@ impl Tensor {
 
     /// Whether gradients flow to or through this tensor.
     pub fn requires_grad(&self) -> bool {
-        self.0.is_variable || self.0.op.is_some()
+        self.is_variable() || self.0.op.is_some()
     }
 
     /// Whether this tensor is a leaf variable (its gradient is accumulated in [`Tensor::grad`]).
     pub fn is_variable(&self) -> bool {
-        self.0.is_variable
+        self.0.is_variable.load(Ordering::Relaxed)
+    }
+
+    /// Freezes (`false`) or unfreezes (`true`) a leaf in place: operations recorded afterwards
+    /// see the new setting. Computed tensors keep their history; this is for parameters.
+    pub fn set_requires_grad(&self, on: bool) -> Result<()> {
+        if self.0.op.is_some() {
+            return Err(invalid("set_requires_grad", "only leaf tensors can be frozen or unfrozen; use detach() for computed ones"));
+        }
+        if on && !self.dtype().is_float() {
+            return Err(dtype_err("set_requires_grad", format!("{} tensors cannot require a gradient", self.dtype())));
+        }
+        self.0.is_variable.store(on, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A leaf sharing this tensor's storage that does (or does not) require a gradient.
@@ -314,7 +328,7 @@ impl Tensor {
             layout: self.0.layout.clone(),
             dtype: self.0.dtype,
             op: None,
-            is_variable: on,
+            is_variable: AtomicBool::new(on),
             grad: Mutex::new(None),
         }))
     }

@@ -20,3 +20,16 @@ fn smoke() {
     assert_eq!(y.to_vec::<f32>().unwrap()[..5], [4.0, 6.0, 6.0, 6.0, 4.0]);
     println!("{}", m);
 }
+
+#[test]
+fn reductions_of_empty_and_whole_tensors() {
+    let z = Tensor::zeros(&[3, 0], DType::F32);
+    assert_eq!(z.sum(&[0], false).unwrap().shape(), &[0]);
+    assert_eq!(z.sum(&[1], false).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 3]);
+    assert!(z.max(&[1], false).is_err());
+    // A whole-tensor sum of 2^20 values uses the blocked summation: exact for these integers.
+    let n = 1 << 20;
+    let x = Tensor::from_vec((0..n).map(|i| (i % 7) as f32).collect(), &[n]).unwrap();
+    let expect: f64 = (0..n).map(|i| (i % 7) as f64).sum();
+    assert_eq!(x.sum_all().unwrap().item().unwrap(), expect);
+}

@@ -78,7 +78,13 @@ fn reduce_kernel<T: Float + StorageElement>(op: ReduceOp, x: &Tensor, axes: &[us
     // the batch. Accumulate whole rows, no transpose.
     let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
     if leading && x.is_contiguous() && !axes.is_empty() {
-        let data = &src[x.layout().offset()..x.layout().offset() + x.numel()];
+        let data = &src[x.layout().contiguous_range().expect("contiguous")];
+        if outer == 0 {
+            return Vec::new();
+        }
+        if outer == 1 {
+            return vec![fold_slice(op, data)];
+        }
         let mut acc = data[..outer].to_vec();
         for row in data.chunks_exact(outer).skip(1) {
             for (a, &v) in acc.iter_mut().zip(row) {

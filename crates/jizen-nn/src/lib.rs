@@ -1,0 +1,28 @@
+//! # jizen-nn
+//!
+//! Modules with named parameters (dotted paths that follow the module tree, as in PyTorch's
+//! `state_dict`: `0.weight`, `encoder.2.bias`), layers, initialisers and optimizers.
+//!
+//! ```
+//! use jizen_nn::{mlp, Module};
+//! use jizen_tensor::{DType, Rng, Tensor};
+//! let net = mlp(&[4, 8, 3], DType::F32, &mut Rng::new(0));
+//! let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+//! let y = net.forward(&Tensor::ones(&[2, 4], DType::F32))?;
+//! assert_eq!(y.shape(), &[2, 3]);
+//! # Ok::<(), jizen_tensor::Error>(())
+//! ```
+
+pub mod activation;
+pub mod init;
+pub mod linear;
+pub mod module;
+pub mod optim;
+pub mod sequential;
+
+pub use activation::{Relu, Tanh};
+pub use linear::Linear;
+pub use module::{load_state_dict, state_dict, LoadReport, Module};
+pub use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use sequential::{mlp, Sequential};

@@ -1,0 +1,68 @@
+//! A chain of modules, named `0`, `1`, ... like `torch.nn.Sequential`.
+
+use jizen_tensor::{DType, Result, Rng, Tensor};
+
+use crate::activation::Relu;
+use crate::linear::Linear;
+use crate::module::{join, Module};
+
+/// Applies its layers in order.
+#[derive(Default)]
+pub struct Sequential {
+    layers: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Sequential::default()
+    }
+
+    /// Appends a layer (builder style).
+    pub fn push(mut self, layer: impl Module + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers {
+            h = layer.forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_parameters(&join(prefix, &i.to_string()), f);
+        }
+    }
+
+    fn set_training(&self, training: bool) {
+        for layer in &self.layers {
+            layer.set_training(training);
+        }
+    }
+}
+
+/// A multi-layer perceptron `sizes[0] -> sizes[1] -> ... -> sizes[n]` with ReLU between layers
+/// (PyTorch names: `0.weight`, `0.bias`, `2.weight`, ...).
+pub fn mlp(sizes: &[usize], dtype: DType, rng: &mut Rng) -> Sequential {
+    let mut s = Sequential::new();
+    for (i, w) in sizes.windows(2).enumerate() {
+        if i > 0 {
+            s = s.push(Relu);
+        }
+        s = s.push(Linear::new(w[0], w[1], true, dtype, rng));
+    }
+    s
+}
