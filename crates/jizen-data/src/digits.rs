@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn broken_buffers_are_clear_errors() {
-        let good = &UCI8X8[..];
+        let good = UCI8X8;
         assert!(Digits::parse(&good[..10], "x").unwrap_err().to_string().contains("too short"));
         let mut bad = good.to_vec();
         bad[0] = b'X';

@@ -13,6 +13,25 @@
 //! assert_eq!(y.shape(), &[2, 3]);
 //! # Ok::<(), jizen_tensor::Error>(())
 //! ```
+//!
+//! One training step (the README shows the same):
+//!
+//! ```
+//! use jizen_nn::{mlp, Adam, AdamConfig, Module, Optimizer};
+//! use jizen_tensor::{cross_entropy, DType, Rng, Tensor};
+//!
+//! fn one_step() -> jizen_tensor::Result<f64> {
+//!     let model = mlp(&[64, 128, 10], DType::F32, &mut Rng::new(0));
+//!     let mut opt = Adam::new(model.parameters(), AdamConfig::default());
+//!     let (x, y) = (Tensor::zeros(&[32, 64], DType::F32), Tensor::zeros(&[32], DType::I64));
+//!     opt.zero_grad();
+//!     let loss = cross_entropy(&model.forward(&x)?, &y, Default::default())?;
+//!     loss.backward()?;
+//!     opt.step()?;
+//!     loss.item()
+//! }
+//! assert!((one_step().unwrap() - 10f64.ln()).abs() < 0.5);
+//! ```
 
 pub mod activation;
 pub mod init;

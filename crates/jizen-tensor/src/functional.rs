@@ -60,12 +60,16 @@ impl Tensor {
         self.relu()?.add(&self.abs()?.neg()?.exp()?.add_scalar(1.0)?.log()?)
     }
 
-    /// `log(sum(exp(x)))` along `axis`, stable: the maximum is subtracted first (as a constant,
-    /// which leaves the gradient unchanged).
-    pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+    /// The row maximum along `axis` (kept), as a constant: subtracting it before `exp` changes
+    /// no gradient. A row of -inf gets 0, so that the results below are -inf rather than NaN.
+    fn stable_shift(&self, axis: isize) -> Result<Tensor> {
         let m = self.max(&[axis], true)?.detach();
-        // A row of -inf has max -inf; use 0 there so that the result is -inf, not NaN.
-        let m = Tensor::where_(&m.abs()?.lt_scalar(f64::INFINITY)?, &m, &m.zeros_like())?;
+        Tensor::where_(&m.abs()?.lt_scalar(f64::INFINITY)?, &m, &m.zeros_like())
+    }
+
+    /// `log(sum(exp(x)))` along `axis`, stable: the maximum is subtracted first.
+    pub fn logsumexp(&self, axis: isize, keepdim: bool) -> Result<Tensor> {
+        let m = self.stable_shift(axis)?;
         let s = self.sub(&m)?.exp()?.sum(&[axis], true)?.log()?.add(&m)?;
         if keepdim {
             Ok(s)
@@ -76,14 +80,16 @@ impl Tensor {
 
     /// Softmax along `axis`; the maximum is subtracted before exponentiating.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
-        let m = self.max(&[axis], true)?.detach();
-        let e = self.sub(&m)?.exp()?;
+        let e = self.sub(&self.stable_shift(axis)?)?.exp()?;
         e.div(&e.sum(&[axis], true)?)
     }
 
-    /// Log-softmax along `axis`, as `x - logsumexp(x)` (never `log(softmax(x))`).
+    /// Log-softmax along `axis`: `x - logsumexp(x)`, formed as `(x - m) - log(sum(exp(x - m)))`
+    /// so that the maximum is never added back (which would round large logits), and never as
+    /// `log(softmax(x))`.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
-        self.sub(&self.logsumexp(axis, true)?)
+        let shifted = self.sub(&self.stable_shift(axis)?)?;
+        shifted.sub(&shifted.exp()?.sum(&[axis], true)?.log()?)
     }
 
     /// Inverted dropout: zeroes each element with probability `p` and scales the rest by

@@ -307,7 +307,10 @@ impl Tensor {
     /// see the new setting. Computed tensors keep their history; this is for parameters.
     pub fn set_requires_grad(&self, on: bool) -> Result<()> {
         if self.0.op.is_some() {
-            return Err(invalid("set_requires_grad", "only leaf tensors can be frozen or unfrozen; use detach() for computed ones"));
+            return Err(invalid(
+                "set_requires_grad",
+                "only leaf tensors can be frozen or unfrozen; use detach() for computed ones",
+            ));
         }
         if on && !self.dtype().is_float() {
             return Err(dtype_err("set_requires_grad", format!("{} tensors cannot require a gradient", self.dtype())));

@@ -130,7 +130,12 @@ fn stratified_sample(labels: &[u8], pool: &[usize], k: usize, rng: &mut Rng) -> 
 }
 
 /// Fine-tunes `model` full-batch on `(x, y)` and returns the test-accuracy curve.
-fn finetune(model: &dyn Module, cfg: &HeadStartConfig, train: (&Tensor, &Tensor), test: (&Tensor, &Tensor)) -> Result<Vec<(usize, f64)>> {
+fn finetune(
+    model: &dyn Module,
+    cfg: &HeadStartConfig,
+    train: (&Tensor, &Tensor),
+    test: (&Tensor, &Tensor),
+) -> Result<Vec<(usize, f64)>> {
     let mut opt = Adam::new(model.parameters(), AdamConfig { lr: cfg.lr, ..Default::default() });
     let mut curve = vec![(0, accuracy(model, test.0, test.1)?)];
     for step in 1..=cfg.finetune_steps {
@@ -319,7 +324,9 @@ impl HeadStartReport {
                 100.0 * b.gain_std,
                 b.wins,
                 b.seeds,
-                b.steps_to_match_mean.map(|v| format!("{v:.0} of {}", self.config.finetune_steps)).unwrap_or("—".into())
+                b.steps_to_match_mean
+                    .map(|v| format!("{v:.0} of {}", self.config.finetune_steps))
+                    .unwrap_or("—".into())
             );
         }
         s += "\nEvery seed (test accuracy %, wins and losses alike):\n\n";

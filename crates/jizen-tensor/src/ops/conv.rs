@@ -258,8 +258,14 @@ impl Tensor {
                 format!("{} rows are not a multiple of the kernel size {kernel:?}", self.shape()[1]),
             ));
         }
-        let g =
-            Im2colGeometry::new("col2im", [self.shape()[1] / k, image[0], image[1]], kernel, stride, padding, dilation)?;
+        let g = Im2colGeometry::new(
+            "col2im",
+            [self.shape()[1] / k, image[0], image[1]],
+            kernel,
+            stride,
+            padding,
+            dilation,
+        )?;
         self.col2im_geom(g)
     }
 
