@@ -54,7 +54,7 @@ pub trait Element:
 
 /// A floating-point element: the types that carry gradients.
 pub trait Float:
-    Element
+    crate::storage::StorageElement
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>

@@ -412,19 +412,20 @@ impl Tensor {
 }
 
 /// Copies the elements a layout addresses into a new row-major vector.
-pub(crate) fn strided_copy<T: Copy>(src: &[T], layout: &Layout) -> Vec<T> {
+pub(crate) fn strided_copy<T: StorageElement>(src: &[T], layout: &Layout) -> Vec<T> {
     if let Some(r) = layout.contiguous_range() {
-        return src[r].to_vec();
+        let mut out = crate::storage::buffer::<T>(r.len());
+        out.copy_from_slice(&src[r]);
+        return out;
     }
     let rows = Rows::new(layout.shape(), [layout]);
-    let n = rows.inner;
     let s = rows.inner_strides[0];
-    let mut out = Vec::with_capacity(layout.numel());
-    rows.for_each(0..rows.rows(), |_, [o]| {
+    let mut out = crate::storage::buffer::<T>(layout.numel());
+    crate::ops::fill_rows(&mut out, &rows, |o, [at], _| {
         if s == 1 {
-            out.extend_from_slice(&src[o..o + n]);
+            o.copy_from_slice(&src[at..at + o.len()]);
         } else {
-            out.extend((0..n).map(|i| src[o + i * s]));
+            o.iter_mut().enumerate().for_each(|(i, d)| *d = src[at + i * s]);
         }
     });
     out

@@ -15,7 +15,7 @@ use super::{fill_rows, map1, map2};
 
 /// Applies `f` to two operands already expanded to one shape, with fast paths for a broadcast
 /// scalar on either side.
-fn zip_kernel<T: StorageElement, U: StorageElement + Default>(
+fn zip_kernel<T: StorageElement, U: StorageElement>(
     a: &Tensor,
     b: &Tensor,
     f: impl Fn(T, T) -> U + Sync + Send,
@@ -236,12 +236,12 @@ impl Tensor {
         let shape =
             broadcast_shapes("where", cond.shape(), &broadcast_shapes("where", on_true.shape(), on_false.shape())?)?;
         let (c, a, b) = (cond.expand(&shape)?.detach(), on_true.expand(&shape)?, on_false.expand(&shape)?);
-        fn k<C: StorageElement, T: StorageElement + Default>(c: &Tensor, a: &Tensor, b: &Tensor) -> Vec<T> {
+        fn k<C: StorageElement, T: StorageElement>(c: &Tensor, a: &Tensor, b: &Tensor) -> Vec<T> {
             let (sc, sa, sb) = (c.storage(), a.storage(), b.storage());
             let (xc, xa, xb) = (C::slice(&sc), T::slice(&sa), T::slice(&sb));
             let rows = Rows::new(c.shape(), [c.layout(), a.layout(), b.layout()]);
             let [s0, s1, s2] = rows.inner_strides;
-            let mut out = vec![T::default(); c.numel()];
+            let mut out = crate::storage::buffer::<T>(c.numel());
             fill_rows(&mut out, &rows, |o, [oc, oa, ob], _| {
                 for (i, dst) in o.iter_mut().enumerate() {
                     *dst = if xc[oc + i * s0] != C::zero() { xa[oa + i * s1] } else { xb[ob + i * s2] };

@@ -14,7 +14,8 @@ use crate::tensor::strided_copy;
 use crate::Tensor;
 
 /// The window geometry shared by an image `[N, c, h, w]` and its columns
-/// `[N, c * kh * kw, oh * ow]`.
+/// `[c * kh * kw, N, oh * ow]` (the primitive's layout; the public [`Tensor::im2col`] shows them
+/// as PyTorch's `unfold` does, `[N, c * kh * kw, oh * ow]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Im2colGeometry {
     pub c: usize,
@@ -74,84 +75,115 @@ impl Im2colGeometry {
     }
 }
 
-/// `x` [N, c, h, w] (contiguous data) -> columns [N, c*kh*kw, oh*ow].
-fn im2col_kernel<T: Float>(x: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
-    let (rows, cols) = (g.rows(), g.cols());
-    let [kh, kw] = g.kernel;
-    let [oh, ow] = g.out;
-    let mut out = vec![T::zero(); n * rows * cols];
-    let plane = g.h * g.w;
-    // One task per (image, channel): its kh*kw rows are contiguous in the output.
-    let work = |nc: usize, dst: &mut [T]| {
-        let src = &x[nc * plane..(nc + 1) * plane];
-        for ki in 0..kh {
-            let (ylo, yhi) = g.valid(0, ki);
-            for kj in 0..kw {
-                let (xlo, xhi) = g.valid(1, kj);
-                let row = &mut dst[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
-                for oy in ylo..yhi {
-                    let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
-                    let line = &src[iy * g.w..(iy + 1) * g.w];
-                    let o = &mut row[oy * ow..(oy + 1) * ow];
-                    let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
-                    if g.stride[1] == 1 {
-                        o[xlo..xhi].copy_from_slice(&line[ix0..ix0 + (xhi - xlo)]);
-                    } else {
-                        for (t, ox) in (xlo..xhi).enumerate() {
-                            o[ox] = line[ix0 + t * g.stride[1]];
-                        }
-                    }
-                }
-            }
-        }
-        let _ = oh;
-    };
-    let chunk = kh * kw * cols;
-    if worth_parallel(out.len()) {
-        pool().install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(nc, d)| work(nc, d)));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(nc, d)| work(nc, d));
-    }
-    out
-}
-
-/// Columns [N, c*kh*kw, oh*ow] (contiguous data) -> image [N, c, h, w], overlapping windows summed.
-fn col2im_kernel<T: Float>(cols_data: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
-    let cols = g.cols();
-    let [kh, kw] = g.kernel;
+/// One row of columns: for kernel offset `(ki, kj)`, the `oh*ow` values of image plane `src`
+/// that the window positions see (zero where the window hangs over the padding).
+#[inline]
+fn gather_row<T: Float>(src: &[T], g: &Im2colGeometry, ki: usize, kj: usize, row: &mut [T]) {
     let ow = g.out[1];
-    let plane = g.h * g.w;
-    let mut out = vec![T::zero(); n * g.c * plane];
-    let work = |nc: usize, img: &mut [T]| {
-        let src = &cols_data[nc * kh * kw * cols..(nc + 1) * kh * kw * cols];
-        for ki in 0..kh {
-            let (ylo, yhi) = g.valid(0, ki);
-            for kj in 0..kw {
-                let (xlo, xhi) = g.valid(1, kj);
-                let row = &src[(ki * kw + kj) * cols..(ki * kw + kj + 1) * cols];
-                for oy in ylo..yhi {
-                    let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
-                    let line = &mut img[iy * g.w..(iy + 1) * g.w];
-                    let r = &row[oy * ow..(oy + 1) * ow];
-                    let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
-                    for (t, ox) in (xlo..xhi).enumerate() {
-                        line[ix0 + t * g.stride[1]] += r[ox];
-                    }
-                }
+    let (ylo, yhi) = g.valid(0, ki);
+    let (xlo, xhi) = g.valid(1, kj);
+    // The row's buffer is recycled, not cleared: write the padding's zeros explicitly.
+    row[..ylo * ow].fill(T::zero());
+    row[yhi * ow..].fill(T::zero());
+    for oy in ylo..yhi {
+        let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
+        let line = &src[iy * g.w..(iy + 1) * g.w];
+        let o = &mut row[oy * ow..(oy + 1) * ow];
+        o[..xlo].fill(T::zero());
+        o[xhi..].fill(T::zero());
+        let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
+        if g.stride[1] == 1 {
+            o[xlo..xhi].copy_from_slice(&line[ix0..ix0 + (xhi - xlo)]);
+        } else {
+            for (t, ox) in (xlo..xhi).enumerate() {
+                o[ox] = line[ix0 + t * g.stride[1]];
             }
         }
+    }
+}
+
+/// The adjoint of [`gather_row`]: adds one row of columns back into image plane `img`.
+#[inline]
+fn scatter_row<T: Float>(row: &[T], g: &Im2colGeometry, ki: usize, kj: usize, img: &mut [T]) {
+    let ow = g.out[1];
+    let (ylo, yhi) = g.valid(0, ki);
+    let (xlo, xhi) = g.valid(1, kj);
+    for oy in ylo..yhi {
+        let iy = oy * g.stride[0] + ki * g.dilation[0] - g.padding[0];
+        let line = &mut img[iy * g.w..(iy + 1) * g.w];
+        let r = &row[oy * ow..(oy + 1) * ow];
+        let ix0 = xlo * g.stride[1] + kj * g.dilation[1] - g.padding[1];
+        if g.stride[1] == 1 {
+            for (d, &v) in line[ix0..ix0 + (xhi - xlo)].iter_mut().zip(&r[xlo..xhi]) {
+                *d += v;
+            }
+        } else {
+            for (t, ox) in (xlo..xhi).enumerate() {
+                line[ix0 + t * g.stride[1]] += r[ox];
+            }
+        }
+    }
+}
+
+/// Image `x` [N, c, h, w] (contiguous data) -> columns [c*kh*kw, N, oh*ow].
+///
+/// Channels first, batch second: a convolution is then one GEMM `W [Cout, K] @ cols [K, N*L]`
+/// for the whole batch (and its gradients are one GEMM each), instead of N small ones.
+fn im2col_kernel<T: Float>(x: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
+    let (rows, l) = (g.rows(), g.cols());
+    let [kh, kw] = g.kernel;
+    let plane = g.h * g.w;
+    let mut out = crate::storage::buffer::<T>(rows * n * l);
+    // One task per row (c, ki, kj): N segments of L values.
+    let work = |r: usize, dst: &mut [T]| {
+        let (c, k) = (r / (kh * kw), r % (kh * kw));
+        for (b, seg) in dst.chunks_mut(l).enumerate() {
+            let src = &x[(b * g.c + c) * plane..(b * g.c + c + 1) * plane];
+            gather_row(src, g, k / kw, k % kw, seg);
+        }
     };
-    if worth_parallel(cols_data.len()) {
-        pool().install(|| out.par_chunks_mut(plane).enumerate().for_each(|(nc, d)| work(nc, d)));
+    let chunk = (n * l).max(1);
+    if worth_parallel(out.len()) {
+        pool().install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(r, d)| work(r, d)));
     } else {
-        out.chunks_mut(plane.max(1)).enumerate().for_each(|(nc, d)| work(nc, d));
+        out.chunks_mut(chunk).enumerate().for_each(|(r, d)| work(r, d));
     }
     out
 }
 
-fn contiguous_vec<T: StorageElement>(t: &Tensor) -> Vec<T> {
+/// Columns [c*kh*kw, N, oh*ow] (contiguous data) -> image [N, c, h, w], overlaps summed.
+fn col2im_kernel<T: Float>(cols: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
+    let l = g.cols();
+    let [kh, kw] = g.kernel;
+    let plane = g.h * g.w;
+    let mut out = crate::storage::zeroed::<T>(n * g.c * plane);
+    // One task per image plane (b, c): it reads its kh*kw rows.
+    let work = |bc: usize, img: &mut [T]| {
+        let (b, c) = (bc / g.c, bc % g.c);
+        for ki in 0..kh {
+            for kj in 0..kw {
+                let r = (c * kh + ki) * kw + kj;
+                let row = &cols[(r * n + b) * l..(r * n + b + 1) * l];
+                scatter_row(row, g, ki, kj, img);
+            }
+        }
+    };
+    if worth_parallel(cols.len()) {
+        pool().install(|| out.par_chunks_mut(plane.max(1)).enumerate().for_each(|(bc, d)| work(bc, d)));
+    } else {
+        out.chunks_mut(plane.max(1)).enumerate().for_each(|(bc, d)| work(bc, d));
+    }
+    out
+}
+
+/// Runs `f` on the tensor's elements as one contiguous slice, copying only if it is a view.
+fn with_contiguous<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
     let s = t.storage();
-    strided_copy(T::slice(&s), t.layout())
+    let all = T::slice(&s);
+    match t.layout().contiguous_range() {
+        Some(r) => f(&all[r]),
+        None => f(&strided_copy(all, t.layout())),
+    }
 }
 
 /// Strides, padding, dilation and groups of a convolution (PyTorch's defaults: 1, 0, 1, 1).
@@ -202,7 +234,8 @@ fn expect_rank4(op: &'static str, what: &str, t: &Tensor) -> Result<[usize; 4]> 
 }
 
 impl Tensor {
-    /// Sliding windows of `self` [N, C, H, W] as columns [N, C*kh*kw, oh*ow] (zero padding).
+    /// Sliding windows of `self` [N, C, H, W] as columns [N, C*kh*kw, oh*ow] (zero padding),
+    /// like PyTorch's `unfold`. (A view of the primitive's channels-first layout.)
     pub fn im2col(
         &self,
         kernel: [usize; 2],
@@ -212,28 +245,28 @@ impl Tensor {
     ) -> Result<Tensor> {
         let [n, c, h, w] = expect_rank4("im2col", "input", self)?;
         let g = Im2colGeometry::new("im2col", [c, h, w], kernel, stride, padding, dilation)?;
-        self.im2col_geom(n, g)
+        self.im2col_geom(n, g)?.permute(&[1, 0, 2])
     }
 
+    /// The primitive: columns [C*kh*kw, N, L].
     fn im2col_geom(&self, n: usize, g: Im2colGeometry) -> Result<Tensor> {
         crate::with_float!(self.dtype(), "im2col", |T| {
-            let x = contiguous_vec::<T>(self);
-            let data = im2col_kernel::<T>(&x, n, &g);
-            Ok(Tensor::from_op(T::wrap(data), &[n, g.rows(), g.cols()], || Op::Im2col(self.clone(), g)))
+            let data = with_contiguous::<T, _>(self, |x| im2col_kernel::<T>(x, n, &g));
+            Ok(Tensor::from_op(T::wrap(data), &[g.rows(), n, g.cols()], || Op::Im2col(self.clone(), g)))
         })
     }
 
+    /// The primitive: columns [C*kh*kw, N, L] summed into images [N, C, H, W].
     fn col2im_geom(&self, g: Im2colGeometry) -> Result<Tensor> {
-        let n = self.shape()[0];
-        if self.shape() != [n, g.rows(), g.cols()] {
+        let n = self.shape()[1];
+        if self.shape() != [g.rows(), n, g.cols()] {
             return Err(shape_err(
                 "col2im",
-                format!("columns {:?} do not match [N, {}, {}]", self.shape(), g.rows(), g.cols()),
+                format!("columns {:?} do not match [{}, N, {}]", self.shape(), g.rows(), g.cols()),
             ));
         }
         crate::with_float!(self.dtype(), "col2im", |T| {
-            let x = contiguous_vec::<T>(self);
-            let data = col2im_kernel::<T>(&x, n, &g);
+            let data = with_contiguous::<T, _>(self, |x| col2im_kernel::<T>(x, n, &g));
             Ok(Tensor::from_op(T::wrap(data), &[n, g.c, g.h, g.w], || Op::Col2im(self.clone(), g)))
         })
     }
@@ -252,7 +285,7 @@ impl Tensor {
             return Err(shape_err("col2im", format!("columns must be 3-D, got {:?}", self.shape())));
         }
         let k = kernel[0] * kernel[1];
-        if k == 0 || self.shape()[1] % k != 0 {
+        if k == 0 || !self.shape()[1].is_multiple_of(k) {
             return Err(shape_err(
                 "col2im",
                 format!("{} rows are not a multiple of the kernel size {kernel:?}", self.shape()[1]),
@@ -266,7 +299,13 @@ impl Tensor {
             padding,
             dilation,
         )?;
-        self.col2im_geom(g)
+        if self.shape()[2] != g.cols() {
+            return Err(shape_err(
+                "col2im",
+                format!("{} columns do not match the {} windows of a {image:?} image", self.shape()[2], g.cols()),
+            ));
+        }
+        self.permute(&[1, 0, 2])?.col2im_geom(g)
     }
 
     /// 2-D convolution (cross-correlation, as in PyTorch) of `self` [N, Cin, H, W] with `weight`
@@ -280,15 +319,18 @@ impl Tensor {
         }
         let geom = Im2colGeometry::new("conv2d", [cin, h, w], [kh, kw], o.stride, o.padding, o.dilation)?;
         let [oh, ow] = geom.out;
-        let cols = self.im2col_geom(n, geom)?; // [N, Cin*kh*kw, L]
+        let l = oh * ow;
+        let cols = self.im2col_geom(n, geom)?; // [Cin*kh*kw, N, L]
         let kg = cin_g * kh * kw;
+        // One GEMM for the whole batch: [Cout, K] @ [K, N*L] (per group).
         let out = if g == 1 {
-            weight.reshape(&[cout, kg])?.matmul(&cols)?
+            weight.reshape(&[cout, kg])?.matmul(&cols.reshape(&[kg, n * l])?)?
         } else {
-            let c = cols.reshape(&[n, g, kg, oh * ow])?;
-            weight.reshape(&[g, cout / g, kg])?.matmul(&c)?.reshape(&[n, cout, oh * ow])?
+            let c = cols.reshape(&[g, kg, n * l])?;
+            weight.reshape(&[g, cout / g, kg])?.matmul(&c)?.reshape(&[cout, n * l])?
         };
-        let out = out.reshape(&[n, cout, oh, ow])?;
+        // [Cout, N, oh, ow] -> [N, Cout, oh, ow]: a view; the next op reads it by strides.
+        let out = out.reshape(&[cout, n, oh, ow])?.permute(&[1, 0, 2, 3])?;
         match bias {
             None => Ok(out),
             Some(b) => out.add(&check_bias("conv2d", b, cout)?.reshape(&[1, cout, 1, 1])?),
@@ -327,12 +369,15 @@ impl Tensor {
             Im2colGeometry::new("conv_transpose2d", [cout, hout, wout], [kh, kw], o.stride, o.padding, o.dilation)?;
         debug_assert_eq!(geom.out, [h, w]);
         let k = cout_g * kh * kw;
+        // Columns [Cout*kh*kw, N*H*W] = Wᵀ @ x, with x as [Cin, N*H*W] (per group).
+        let xs = self.permute(&[1, 0, 2, 3])?.reshape(&[cin, n * h * w])?;
         let cols = if g == 1 {
-            weight.reshape(&[cin, k])?.t()?.matmul(&self.reshape(&[n, cin, h * w])?)?
+            weight.reshape(&[cin, k])?.t()?.matmul(&xs)?
         } else {
             let wg = weight.reshape(&[g, cin / g, k])?.transpose(-1, -2)?;
-            wg.matmul(&self.reshape(&[n, g, cin / g, h * w])?)?.reshape(&[n, cout * kh * kw, h * w])?
+            wg.matmul(&xs.reshape(&[g, cin / g, n * h * w])?)?
         };
+        let cols = cols.reshape(&[cout * kh * kw, n, h * w])?;
         let out = cols.col2im_geom(geom)?;
         match bias {
             None => Ok(out),
@@ -371,43 +416,44 @@ impl Tensor {
         let geom = Im2colGeometry::new("max_pool2d", [c, h, w], kernel, stride, padding, dilation)?;
         let [oh, ow] = geom.out;
         let idx: Vec<i64> = crate::with_float!(self.dtype(), "max_pool2d", |T| {
-            let x = contiguous_vec::<T>(self);
             let plane = h * w;
             let mut idx = vec![0i64; n * c * oh * ow];
-            let work = |nc: usize, dst: &mut [i64]| {
-                let src = &x[nc * plane..(nc + 1) * plane];
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let mut best = usize::MAX;
-                        let mut best_v = T::NEG_INFINITY;
-                        for ki in 0..kernel[0] {
-                            let iy = (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
-                            if iy < 0 || iy >= h as isize {
-                                continue;
-                            }
-                            for kj in 0..kernel[1] {
-                                let ix = (ox * stride[1] + kj * dilation[1]) as isize - padding[1] as isize;
-                                if ix < 0 || ix >= w as isize {
+            with_contiguous::<T, _>(self, |x| {
+                let work = |nc: usize, dst: &mut [i64]| {
+                    let src = &x[nc * plane..(nc + 1) * plane];
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let mut best = usize::MAX;
+                            let mut best_v = T::NEG_INFINITY;
+                            for ki in 0..kernel[0] {
+                                let iy = (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
+                                if iy < 0 || iy >= h as isize {
                                     continue;
                                 }
-                                let at = iy as usize * w + ix as usize;
-                                let v = src[at];
-                                if best == usize::MAX || v > best_v || (v.is_nan() && !best_v.is_nan()) {
-                                    best = at;
-                                    best_v = v;
+                                for kj in 0..kernel[1] {
+                                    let ix = (ox * stride[1] + kj * dilation[1]) as isize - padding[1] as isize;
+                                    if ix < 0 || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let at = iy as usize * w + ix as usize;
+                                    let v = src[at];
+                                    if best == usize::MAX || v > best_v || (v.is_nan() && !best_v.is_nan()) {
+                                        best = at;
+                                        best_v = v;
+                                    }
                                 }
                             }
+                            dst[oy * ow + ox] = best as i64;
                         }
-                        dst[oy * ow + ox] = best as i64;
                     }
+                };
+                let chunk = (oh * ow).max(1);
+                if worth_parallel(x.len()) {
+                    pool().install(|| idx.par_chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d)));
+                } else {
+                    idx.chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d));
                 }
-            };
-            let chunk = (oh * ow).max(1);
-            if worth_parallel(x.len()) {
-                pool().install(|| idx.par_chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d)));
-            } else {
-                idx.chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d));
-            }
+            });
             Ok(idx)
         })?;
         let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;
@@ -426,13 +472,13 @@ impl Tensor {
         let [n, c, h, w] = expect_rank4("avg_pool2d", "input", self)?;
         let geom = Im2colGeometry::new("avg_pool2d", [1, h, w], kernel, stride, padding, [1, 1])?;
         let [oh, ow] = geom.out;
-        let cols = self.reshape(&[n * c, 1, h, w])?.im2col_geom(n * c, geom)?; // [N*C, kh*kw, L]
+        let cols = self.reshape(&[n * c, 1, h, w])?.im2col_geom(n * c, geom)?; // [kh*kw, N*C, L]
         let pooled = if count_include_pad || padding == [0, 0] {
-            cols.mean(&[1], false)?
+            cols.mean(&[0], false)?
         } else {
             let ones = Tensor::ones(&[1, 1, h, w], self.dtype());
-            let count = ones.im2col_geom(1, geom)?.sum(&[1], false)?; // [1, L]
-            cols.sum(&[1], false)?.div(&count)?
+            let count = ones.im2col_geom(1, geom)?.sum(&[0], false)?; // [1, L]
+            cols.sum(&[0], false)?.div(&count)?
         };
         pooled.reshape(&[n, c, oh, ow])
     }

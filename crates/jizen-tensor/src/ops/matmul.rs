@@ -29,10 +29,11 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor) -> Vec<T> {
     let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
     let batch_shape = &a.shape()[..r - 2];
     let nb: usize = batch_shape.iter().product();
-    let mut out = vec![T::zero(); nb * m * n];
     if m == 0 || n == 0 || k == 0 {
-        return out;
+        return crate::storage::zeroed(nb * m * n);
     }
+    // gemm overwrites every element (read_dst = false): no need to clear the buffer.
+    let mut out = crate::storage::buffer::<T>(nb * m * n);
     let (sa, sb) = (a.storage(), b.storage());
     let (xa, xb) = (T::slice(&sa), T::slice(&sb));
     let (la, lb) = (a.layout(), b.layout());

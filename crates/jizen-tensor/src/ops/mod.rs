@@ -12,9 +12,13 @@ use rayon::prelude::*;
 
 use crate::layout::{Layout, Rows};
 use crate::parallel::{pool, worth_parallel};
+use crate::storage::{buffer, StorageElement};
+
+/// Elements per parallel task in elementwise kernels.
+const TASK: usize = 1 << 14;
 
 /// Maps the elements of one strided operand into a new row-major vector.
-pub(crate) fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
+pub(crate) fn map1<T: Copy + Send + Sync, U: StorageElement>(
     src: &[T],
     layout: &Layout,
     f: impl Fn(T) -> U + Sync + Send,
@@ -22,15 +26,17 @@ pub(crate) fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
     let n = layout.numel();
     if let Some(r) = layout.contiguous_range() {
         let src = &src[r];
+        let mut out = buffer::<U>(n);
+        let run = |o: &mut [U], x: &[T]| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
         if worth_parallel(n) {
-            let mut out = Vec::with_capacity(n);
-            pool().install(|| src.par_iter().with_min_len(4096).map(|&v| f(v)).collect_into_vec(&mut out));
-            return out;
+            pool().install(|| out.par_chunks_mut(TASK).zip(src.par_chunks(TASK)).for_each(|(o, x)| run(o, x)));
+        } else {
+            run(&mut out, src);
         }
-        return src.iter().map(|&v| f(v)).collect();
+        return out;
     }
     let rows = Rows::new(layout.shape(), [layout]);
-    let mut out = vec![U::default(); n];
+    let mut out = buffer::<U>(n);
     fill_rows(&mut out, &rows, |o, offs, _row| {
         let s = rows.inner_strides[0];
         for (i, dst) in o.iter_mut().enumerate() {
@@ -41,7 +47,7 @@ pub(crate) fn map1<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
 }
 
 /// Maps pairs of elements of two strided operands of the same shape into a new row-major vector.
-pub(crate) fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
+pub(crate) fn map2<T: Copy + Send + Sync, U: StorageElement>(
     a: &[T],
     la: &Layout,
     b: &[T],
@@ -51,17 +57,22 @@ pub(crate) fn map2<T: Copy + Send + Sync, U: Copy + Send + Sync + Default>(
     let n = la.numel();
     if let (Some(ra), Some(rb)) = (la.contiguous_range(), lb.contiguous_range()) {
         let (a, b) = (&a[ra], &b[rb]);
+        let mut out = buffer::<U>(n);
+        let run =
+            |o: &mut [U], x: &[T], y: &[T]| o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y));
         if worth_parallel(n) {
-            let mut out = Vec::with_capacity(n);
             pool().install(|| {
-                a.par_iter().zip(b.par_iter()).with_min_len(4096).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out)
+                out.par_chunks_mut(TASK)
+                    .zip(a.par_chunks(TASK).zip(b.par_chunks(TASK)))
+                    .for_each(|(o, (x, y))| run(o, x, y))
             });
-            return out;
+        } else {
+            run(&mut out, a, b);
         }
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+        return out;
     }
     let rows = Rows::new(la.shape(), [la, lb]);
-    let mut out = vec![U::default(); n];
+    let mut out = buffer::<U>(n);
     let [sa, sb] = rows.inner_strides;
     fill_rows(&mut out, &rows, |o, [oa, ob], _row| match (sa, sb) {
         (1, 1) => {

@@ -38,7 +38,7 @@ impl Tensor {
             ));
         }
         let fill = if holes == 1 {
-            if known == 0 || self.numel() % known != 0 {
+            if known == 0 || !self.numel().is_multiple_of(known) {
                 return Err(shape_err("reshape", format!("cannot reshape {:?} to {shape:?}", self.shape())));
             }
             self.numel() / known
