@@ -150,6 +150,19 @@ def workloads(torch, np, F):
     return out
 
 
+def numpy_blas():
+    """NumPy's BLAS and the kernel family it chose (e.g. "openblas SkylakeX"), if knowable."""
+    try:
+        import threadpoolctl
+
+        for info in threadpoolctl.threadpool_info():
+            if info.get("user_api") == "blas":
+                return f"{info.get('internal_api')} {info.get('architecture', '?')}"
+    except Exception:  # threadpoolctl is optional
+        pass
+    return "unknown"
+
+
 def main(argv=None):
     args = parse_args(argv)
     # Thread counts of the BLAS/OpenMP runtimes are read when they load: set them first.
@@ -175,6 +188,8 @@ def main(argv=None):
         if flops is not None:
             rec["gflops"] = round(flops / (r["median_ms"] * 1e-3) / 1e9, 2)
         rec.update({"threads": args.threads, "runs": args.runs, "version": versions[fw]})
+        if fw == "numpy":
+            rec["blas"] = numpy_blas()
         print(json.dumps(rec), flush=True)
 
 
