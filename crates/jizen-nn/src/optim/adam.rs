@@ -1,8 +1,8 @@
 //! Adam and AdamW (decoupled weight decay), as in `torch.optim.Adam` / `AdamW`.
 
-use jizen_tensor::{DType, Error, Float, Result, Tensor};
+use jizen_tensor::{Float, Result, Tensor};
 
-use super::{grad_data, update3, Optimizer};
+use super::{grad_data, update3, update_all, Optimizer, Rule};
 
 /// Adam's hyper-parameters (PyTorch's defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,8 +37,17 @@ impl Adam {
         let v = params.iter().map(|p| p.zeros_like()).collect();
         Adam { params, m, v, step: 0, config }
     }
+}
 
-    fn update<T: Float + jizen_tensor::storage::StorageElement>(&self, i: usize, t: u64) -> Result<()> {
+impl Rule for Adam {
+    const NAME: &'static str = "adam";
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    fn update<T: Float>(&mut self, i: usize) -> Result<()> {
+        let t = self.step;
         let p = &self.params[i];
         let Some(g) = grad_data::<T>(p)? else { return Ok(()) };
         let c = self.config;
@@ -70,14 +79,7 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         self.step += 1;
-        for i in 0..self.params.len() {
-            match self.params[i].dtype() {
-                DType::F32 => self.update::<f32>(i, self.step)?,
-                DType::F64 => self.update::<f64>(i, self.step)?,
-                d => return Err(Error::DType { op: "adam", msg: format!("cannot optimise a {d} parameter") }),
-            }
-        }
-        Ok(())
+        update_all(self)
     }
 
     fn zero_grad(&self) {

@@ -7,7 +7,7 @@ mod sgd;
 pub use adam::{Adam, AdamConfig};
 pub use sgd::{Sgd, SgdConfig};
 
-use jizen_tensor::{Result, Tensor};
+use jizen_tensor::{DType, Error, Float, Result, Tensor};
 
 /// A rule that updates parameters from their gradients.
 pub trait Optimizer {
@@ -48,4 +48,23 @@ pub(crate) fn grad_data<T: jizen_tensor::storage::StorageElement>(p: &Tensor) ->
         None => Ok(None),
         Some(g) => g.with_data::<T, _>(|d| d.to_vec()).map(Some),
     }
+}
+
+/// The per-parameter update of an optimizer, generic over the float type.
+pub(crate) trait Rule {
+    const NAME: &'static str;
+    fn params(&self) -> &[Tensor];
+    fn update<T: Float>(&mut self, i: usize) -> Result<()>;
+}
+
+/// Applies `rule` to every parameter, by the parameter's dtype.
+pub(crate) fn update_all<R: Rule>(rule: &mut R) -> Result<()> {
+    for i in 0..rule.params().len() {
+        match rule.params()[i].dtype() {
+            DType::F32 => rule.update::<f32>(i)?,
+            DType::F64 => rule.update::<f64>(i)?,
+            d => return Err(Error::DType { op: R::NAME, msg: format!("cannot optimise a {d} parameter") }),
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,9 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and weight decay, as in
 //! `torch.optim.SGD`.
 
-use jizen_tensor::{DType, Error, Float, Result, Tensor};
+use jizen_tensor::{Float, Result, Tensor};
 
-use super::{grad_data, Optimizer};
+use super::{grad_data, update_all, Optimizer, Rule};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
@@ -31,8 +31,16 @@ impl Sgd {
         let velocity = params.iter().map(|_| None).collect();
         Sgd { params, velocity, config }
     }
+}
 
-    fn update<T: Float + jizen_tensor::storage::StorageElement>(&mut self, i: usize) -> Result<()> {
+impl Rule for Sgd {
+    const NAME: &'static str = "sgd";
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    fn update<T: Float>(&mut self, i: usize) -> Result<()> {
         let p = self.params[i].clone();
         let Some(mut g) = grad_data::<T>(&p)? else { return Ok(()) };
         let c = self.config;
@@ -58,14 +66,7 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
-        for i in 0..self.params.len() {
-            match self.params[i].dtype() {
-                DType::F32 => self.update::<f32>(i)?,
-                DType::F64 => self.update::<f64>(i)?,
-                d => return Err(Error::DType { op: "sgd", msg: format!("cannot optimise a {d} parameter") }),
-            }
-        }
-        Ok(())
+        update_all(self)
     }
 
     fn zero_grad(&self) {
