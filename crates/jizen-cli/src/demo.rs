@@ -31,9 +31,15 @@ pub fn run(out: &Path, seeds: u64, quick: bool) -> Result<(), Box<dyn std::error
     };
     write("report.md", md)?;
     write("report.json", serde_json::to_string_pretty(&report)?)?;
+    let mut plots = Vec::new();
+    for (name, chart) in report.charts() {
+        write(&name, chart.to_svg())?;
+        plots.push(name);
+    }
     println!(
-        "wrote {}/report.md, report.json and pretrained.safetensors in {:.1} s",
+        "wrote {0}/report.md, {0}/report.json, {0}/pretrained.safetensors and plots {1} in {2:.1} s",
         out.display(),
+        plots.join(", "),
         start.elapsed().as_secs_f64()
     );
     Ok(())

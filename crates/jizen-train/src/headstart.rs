@@ -15,6 +15,7 @@ use jizen_nn::{load_state_dict, mlp, Adam, AdamConfig, Module, Optimizer};
 use jizen_tensor::{cross_entropy, no_grad, safetensors, CrossEntropyOptions, DType, Rng, Tensor};
 use serde::Serialize;
 
+use crate::plot::{Chart, Series, COLORS};
 use crate::stats::mean_std;
 use crate::{Error, Result};
 
@@ -290,6 +291,77 @@ pub fn run(cfg: &HeadStartConfig, out_dir: &Path, log: &mut dyn FnMut(&str)) -> 
 }
 
 impl HeadStartReport {
+    /// The report's plots, as `(file name, chart)`: test accuracy against fine-tuning steps for
+    /// each label budget (mean with a ±1 std band over seeds), and final accuracy against the
+    /// number of labels per class.
+    pub fn charts(&self) -> Vec<(String, Chart)> {
+        let mut out = Vec::new();
+        let arm_curve = |k: usize, pretrained: bool| -> (Vec<(f64, f64)>, Vec<f64>) {
+            let curves: Vec<&Vec<(usize, f64)>> = self
+                .runs
+                .iter()
+                .filter(|r| r.labels_per_class == k)
+                .map(|r| if pretrained { &r.pretrained_curve } else { &r.scratch_curve })
+                .collect();
+            let steps: Vec<usize> = curves.first().map(|c| c.iter().map(|p| p.0).collect()).unwrap_or_default();
+            let mut pts = Vec::new();
+            let mut band = Vec::new();
+            for (i, &step) in steps.iter().enumerate() {
+                let v: Vec<f64> = curves.iter().map(|c| 100.0 * c[i].1).collect();
+                let (m, sd) = mean_std(&v);
+                pts.push((step as f64, m));
+                band.push(sd);
+            }
+            (pts, band)
+        };
+        for &k in &self.config.labels_per_class {
+            let series = [(false, "from scratch", COLORS[0]), (true, "pre-trained", COLORS[1])]
+                .into_iter()
+                .map(|(pre, name, color)| {
+                    let (points, band) = arm_curve(k, pre);
+                    Series { name: name.into(), color, points, band: Some(band) }
+                })
+                .collect();
+            out.push((
+                format!("curves-k{k}.svg"),
+                Chart {
+                    title: format!(
+                        "{k} label(s) per class: test accuracy while fine-tuning ({} seeds)",
+                        self.config.seeds.len()
+                    ),
+                    x_label: "fine-tuning step".into(),
+                    y_label: "test accuracy (%)".into(),
+                    series,
+                    log_x: false,
+                },
+            ));
+        }
+        let by_budget = |pre: bool| -> Series {
+            let (points, band) = self
+                .summary
+                .iter()
+                .map(|b| {
+                    let (m, sd) =
+                        if pre { (b.pretrained_mean, b.pretrained_std) } else { (b.scratch_mean, b.scratch_std) };
+                    ((b.labels_per_class as f64, 100.0 * m), 100.0 * sd)
+                })
+                .unzip();
+            let (name, color) = if pre { ("pre-trained", COLORS[1]) } else { ("from scratch", COLORS[0]) };
+            Series { name: name.into(), color, points, band: Some(band) }
+        };
+        out.push((
+            "accuracy-vs-labels.svg".into(),
+            Chart {
+                title: format!("final test accuracy after {} steps", self.config.finetune_steps),
+                x_label: "labels per class (log scale)".into(),
+                y_label: "test accuracy (%)".into(),
+                series: vec![by_budget(false), by_budget(true)],
+                log_x: true,
+            },
+        ));
+        out
+    }
+
     /// The per-seed and summary tables as Markdown.
     pub fn to_markdown(&self) -> String {
         let pct = |v: f64| format!("{:.1}", 100.0 * v);

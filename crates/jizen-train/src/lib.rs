@@ -4,6 +4,7 @@
 //! buys: [`headstart`] runs the demo's from-scratch against pre-trained comparison.
 
 pub mod headstart;
+pub mod plot;
 pub mod stats;
 
 /// Errors of training and experiments.

@@ -23,5 +23,9 @@ fn pretraining_gives_a_head_start_on_one_label_per_class() {
     assert!(s.gain_mean > 0.10, "gain {:.3} too small", s.gain_mean);
     assert!(report.pretrained_zero_shot > 0.6, "zero-shot {:.3}", report.pretrained_zero_shot);
     assert_eq!(report.runs[0].scratch_curve.len(), 3);
+    let charts = report.charts();
+    let names: Vec<&str> = charts.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["curves-k1.svg", "accuracy-vs-labels.svg"]);
+    assert!(charts[0].1.to_svg().contains("pre-trained"));
     std::fs::remove_dir_all(&dir).ok();
 }
