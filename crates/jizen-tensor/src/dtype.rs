@@ -76,7 +76,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $d:expr) => {
+    ($t:ty, $d:expr, $exp:expr) => {
         impl Element for $t {
             const DTYPE: DType = $d;
             #[inline(always)]
@@ -101,7 +101,7 @@ macro_rules! float_impl {
             const INFINITY: Self = <$t>::INFINITY;
             #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -151,8 +151,8 @@ macro_rules! float_impl {
         }
     };
 }
-float_impl!(f32, DType::F32);
-float_impl!(f64, DType::F64);
+float_impl!(f32, DType::F32, crate::fastmath::exp_f32);
+float_impl!(f64, DType::F64, f64::exp);
 
 impl Element for i64 {
     const DTYPE: DType = DType::I64;

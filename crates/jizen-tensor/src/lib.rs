@@ -20,6 +20,7 @@ pub mod autograd;
 mod display;
 pub mod dtype;
 pub mod error;
+pub mod fastmath;
 pub mod functional;
 pub mod gradcheck;
 pub mod layout;

@@ -10,7 +10,6 @@ use crate::error::{invalid, shape_err, Result};
 use crate::op::Op;
 use crate::parallel::{pool, worth_parallel};
 use crate::storage::StorageElement;
-use crate::tensor::strided_copy;
 use crate::Tensor;
 
 /// The window geometry shared by an image `[N, c, h, w]` and its columns
@@ -176,16 +175,6 @@ fn col2im_kernel<T: Float>(cols: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
     out
 }
 
-/// Runs `f` on the tensor's elements as one contiguous slice, copying only if it is a view.
-fn with_contiguous<T: StorageElement, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> R {
-    let s = t.storage();
-    let all = T::slice(&s);
-    match t.layout().contiguous_range() {
-        Some(r) => f(&all[r]),
-        None => f(&strided_copy(all, t.layout())),
-    }
-}
-
 /// Strides, padding, dilation and groups of a convolution (PyTorch's defaults: 1, 0, 1, 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvOptions {
@@ -251,7 +240,7 @@ impl Tensor {
     /// The primitive: columns [C*kh*kw, N, L].
     fn im2col_geom(&self, n: usize, g: Im2colGeometry) -> Result<Tensor> {
         crate::with_float!(self.dtype(), "im2col", |T| {
-            let data = with_contiguous::<T, _>(self, |x| im2col_kernel::<T>(x, n, &g));
+            let data = self.with_data::<T, _>(|x| im2col_kernel::<T>(x, n, &g))?;
             Ok(Tensor::from_op(T::wrap(data), &[g.rows(), n, g.cols()], || Op::Im2col(self.clone(), g)))
         })
     }
@@ -266,7 +255,7 @@ impl Tensor {
             ));
         }
         crate::with_float!(self.dtype(), "col2im", |T| {
-            let data = with_contiguous::<T, _>(self, |x| col2im_kernel::<T>(x, n, &g));
+            let data = self.with_data::<T, _>(|x| col2im_kernel::<T>(x, n, &g))?;
             Ok(Tensor::from_op(T::wrap(data), &[n, g.c, g.h, g.w], || Op::Col2im(self.clone(), g)))
         })
     }
@@ -418,7 +407,7 @@ impl Tensor {
         let idx: Vec<i64> = crate::with_float!(self.dtype(), "max_pool2d", |T| {
             let plane = h * w;
             let mut idx = vec![0i64; n * c * oh * ow];
-            with_contiguous::<T, _>(self, |x| {
+            self.with_data::<T, _>(|x| {
                 let work = |nc: usize, dst: &mut [i64]| {
                     let src = &x[nc * plane..(nc + 1) * plane];
                     for oy in 0..oh {
@@ -453,7 +442,7 @@ impl Tensor {
                 } else {
                     idx.chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d));
                 }
-            });
+            })?;
             Ok(idx)
         })?;
         let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;

@@ -73,18 +73,19 @@ impl Tensor {
         let (outer, size, inner) = split_at(self.shape(), d);
         let mut shape = self.shape().to_vec();
         shape[d] = ids.len();
-        fn k<T: StorageElement>(x: &Tensor, ids: &[usize], outer: usize, size: usize, inner: usize) -> Vec<T> {
-            let src = contiguous_data::<T>(x);
-            let mut out = Vec::with_capacity(outer * ids.len() * inner);
-            for o in 0..outer {
-                for &i in ids {
-                    let at = (o * size + i) * inner;
-                    out.extend_from_slice(&src[at..at + inner]);
+        fn k<T: StorageElement>(x: &Tensor, ids: &[usize], outer: usize, size: usize, inner: usize) -> Result<Vec<T>> {
+            x.with_data::<T, _>(|src| {
+                let mut out = Vec::with_capacity(outer * ids.len() * inner);
+                for o in 0..outer {
+                    for &i in ids {
+                        let at = (o * size + i) * inner;
+                        out.extend_from_slice(&src[at..at + inner]);
+                    }
                 }
-            }
-            out
+                out
+            })
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &ids, outer, size, inner)));
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &ids, outer, size, inner)?));
         Ok(Tensor::from_op(data, &shape, || Op::IndexSelect(self.clone(), d, index.clone())))
     }
 
@@ -140,17 +141,24 @@ impl Tensor {
         check_gather_shapes("gather", self, d, index)?;
         let ids = indices("gather", index, self.shape()[d])?;
         let xs = crate::layout::contiguous_strides(self.shape());
-        fn k<T: StorageElement>(x: &Tensor, xs: &[usize], d: usize, idx_shape: &[usize], ids: &[usize]) -> Vec<T> {
-            let src = contiguous_data::<T>(x);
-            let mut out = Vec::with_capacity(ids.len());
-            for_each_index(idx_shape, |p, at| {
-                let off: usize =
-                    at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
-                out.push(src[off]);
-            });
-            out
+        fn k<T: StorageElement>(
+            x: &Tensor,
+            xs: &[usize],
+            d: usize,
+            idx_shape: &[usize],
+            ids: &[usize],
+        ) -> Result<Vec<T>> {
+            x.with_data::<T, _>(|src| {
+                let mut out = Vec::with_capacity(ids.len());
+                for_each_index(idx_shape, |p, at| {
+                    let off: usize =
+                        at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
+                    out.push(src[off]);
+                });
+                out
+            })
         }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &xs, d, index.shape(), &ids)));
+        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, &xs, d, index.shape(), &ids)?));
         Ok(Tensor::from_op(data, index.shape(), || Op::Gather(self.clone(), d, index.clone())))
     }
 

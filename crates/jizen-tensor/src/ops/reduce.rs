@@ -30,11 +30,31 @@ fn sum_slice<T: Float>(x: &[T]) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
 }
 
+/// Max or min of a slice, in eight independent lanes so that it vectorises; NaN propagates.
+#[inline]
+fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
+    let init = if max { T::NEG_INFINITY } else { T::INFINITY };
+    let pick = |a: T, b: T| if max { a.max(b) } else { a.min(b) };
+    let mut acc = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = pick(acc[k], c[k]);
+        }
+    }
+    let mut m = rest.iter().fold(init, |m, &v| pick(m, v));
+    for a in acc {
+        m = pick(m, a);
+    }
+    m
+}
+
 fn fold_slice<T: Float>(op: ReduceOp, x: &[T]) -> T {
     match op {
         ReduceOp::Sum => sum_slice(x),
-        ReduceOp::Max => x.iter().fold(T::NEG_INFINITY, |m, &v| m.max(v)),
-        ReduceOp::Min => x.iter().fold(T::INFINITY, |m, &v| m.min(v)),
+        ReduceOp::Max => extreme_slice(x, true),
+        ReduceOp::Min => extreme_slice(x, false),
     }
 }
 

@@ -1,0 +1,78 @@
+//! A branch-free `exp` for f32 that the compiler vectorises, in place of a call into libm per
+//! element (which made `exp` the most expensive step of softmax and cross-entropy).
+//!
+//! Range reduction `x = k ln2 + r` with `|r| <= ln2/2` (Cody–Waite split of ln2), the classic
+//! degree-6 minimax polynomial for `e^r` (Moshier's Cephes `expf`), and `2^k` built from exponent
+//! bits in two factors so that results from the subnormal range up to overflow stay exact in
+//! their exponent. Accuracy: within 2 ulp of the correctly rounded value over the whole range
+//! (tested against f64 `exp`); NaN stays NaN, `+inf` gives `+inf`, `-inf` gives 0.
+
+/// `e^x` for f32, vectorisable (no branches, no calls).
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let xc = x.clamp(-104.0, 88.8);
+    let t = xc * LOG2E + ROUND;
+    let k = t - ROUND;
+    // The integer k sits in the low mantissa bits of t.
+    let ki = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let r = xc - k * LN2_HI - k * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * (r * r) + r + 1.0;
+    let k1 = ki >> 1;
+    let k2 = ki - k1;
+    let s1 = f32::from_bits(((k1 + 127) << 23) as u32);
+    let s2 = f32::from_bits(((k2 + 127) << 23) as u32);
+    let y = e * s1 * s2;
+    if x.is_nan() {
+        x
+    } else {
+        y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exp_f32;
+
+    fn ulp_error(x: f32) -> f64 {
+        let exact = (x as f64).exp();
+        let got = exp_f32(x) as f64;
+        let rounded = exact as f32;
+        if rounded == 0.0 || rounded.is_infinite() {
+            return if (got as f32) == rounded { 0.0 } else { f64::INFINITY };
+        }
+        let ulp = (f32::from_bits(rounded.abs().to_bits() + 1) - rounded.abs()) as f64;
+        (got - exact).abs() / ulp
+    }
+
+    #[test]
+    fn within_two_ulp_over_the_whole_range() {
+        let mut worst = (0.0, 0.0f32);
+        let n = 2_000_000;
+        for i in 0..=n {
+            let x = -103.0 + (88.7 + 103.0) * i as f32 / n as f32;
+            let e = ulp_error(x);
+            if e > worst.0 {
+                worst = (e, x);
+            }
+        }
+        assert!(worst.0 <= 2.0, "worst error {:.2} ulp at x = {}", worst.0, worst.1);
+    }
+
+    #[test]
+    fn special_values() {
+        assert!(exp_f32(f32::NAN).is_nan());
+        assert_eq!(exp_f32(f32::INFINITY), f32::INFINITY);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+        assert_eq!(exp_f32(89.0), f32::INFINITY);
+        assert_eq!(exp_f32(-110.0), 0.0);
+        assert!((exp_f32(1.0) - std::f32::consts::E).abs() <= f32::EPSILON * 3.0);
+    }
+}
