@@ -1,0 +1,237 @@
+//! Principal component analysis by a thin SVD of the centred data (scikit-learn's
+//! `PCA(svd_solver="full")`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{check_features, check_n_features, Matrix};
+use crate::error::{MlError, Result};
+
+/// Configuration of a [`Pca`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PcaConfig {
+    /// How many components to keep; at most `min(n_samples, n_features)`.
+    pub n_components: usize,
+    /// Divide the projections by the square root of the explained variance, so that every output
+    /// column has unit variance on the training data (scikit-learn's `whiten`).
+    pub whiten: bool,
+}
+
+/// A fitted PCA: the mean and the leading principal axes of the training data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pca {
+    mean: Vec<f64>,
+    /// `[n_components, n_features]`, one axis per row.
+    components: Matrix,
+    explained_variance: Vec<f64>,
+    explained_variance_ratio: Vec<f64>,
+    singular_values: Vec<f64>,
+    whiten: bool,
+}
+
+impl PcaConfig {
+    /// A configuration keeping `n_components` components, without whitening.
+    pub fn new(n_components: usize) -> Self {
+        PcaConfig { n_components, whiten: false }
+    }
+
+    /// Centres `x` and takes its thin SVD `Xc = U S Vᵀ`; the components are the first rows of
+    /// `Vᵀ` and the explained variances `S² / (n - 1)`.
+    ///
+    /// Sign convention (scikit-learn's `svd_flip(u_based_decision=False)`): each component is
+    /// multiplied by the sign of its entry of largest magnitude (the first such entry on ties),
+    /// so that entry is positive. Components are still only defined up to sign when that entry
+    /// is tied with its negative, so comparisons should allow a sign flip.
+    pub fn fit(&self, x: &Matrix) -> Result<Pca> {
+        const WHAT: &str = "Pca::fit";
+        check_features(WHAT, x)?;
+        let (n, d) = (x.nrows(), x.ncols());
+        if self.n_components == 0 {
+            return Err(MlError::InvalidParameter { what: WHAT, detail: "n_components must be at least 1".into() });
+        }
+        if self.n_components > d {
+            return Err(MlError::TooFew {
+                what: WHAT,
+                param: "n_components",
+                requested: self.n_components,
+                available: d,
+                unit: "features",
+            });
+        }
+        if self.n_components > n {
+            return Err(MlError::TooFew {
+                what: WHAT,
+                param: "n_components",
+                requested: self.n_components,
+                available: n,
+                unit: "samples",
+            });
+        }
+        if n < 2 {
+            return Err(MlError::TooFew {
+                what: WHAT,
+                param: "n_samples",
+                requested: 2,
+                available: n,
+                unit: "samples",
+            });
+        }
+        let mean: Vec<f64> = (0..d).map(|j| x.col(j).iter().sum::<f64>() / n as f64).collect();
+        if let Some(j) = mean.iter().position(|m| !m.is_finite()) {
+            return Err(MlError::Numerical { what: WHAT, detail: format!("the mean of column {j} overflows f64") });
+        }
+        let centred = Matrix::from_fn(n, d, |i, j| x[(i, j)] - mean[j]);
+        let svd = centred
+            .thin_svd()
+            .map_err(|e| MlError::Numerical { what: WHAT, detail: format!("SVD did not converge ({e:?})") })?;
+        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
+        let v = svd.V(); // [d, min(n, d)], axes in columns
+        let k = self.n_components;
+        let mut components = Matrix::from_fn(k, d, |c, j| v[(j, c)]);
+        for c in 0..k {
+            let mut best = 0;
+            for j in 1..d {
+                if components[(c, j)].abs() > components[(c, best)].abs() {
+                    best = j;
+                }
+            }
+            if components[(c, best)] < 0.0 {
+                for j in 0..d {
+                    components[(c, j)] = -components[(c, j)];
+                }
+            }
+        }
+        if s.iter().any(|v| !v.is_finite()) {
+            return Err(MlError::Numerical {
+                what: WHAT,
+                detail: "singular values overflow f64; rescale the data first".into(),
+            });
+        }
+        let denom = (n - 1) as f64;
+        let all_var: Vec<f64> = s.iter().map(|s| s * s / denom).collect();
+        let total: f64 = all_var.iter().sum();
+        let explained_variance = all_var[..k].to_vec();
+        let explained_variance_ratio =
+            explained_variance.iter().map(|v| if total > 0.0 { v / total } else { 0.0 }).collect();
+        Ok(Pca {
+            mean,
+            components,
+            explained_variance,
+            explained_variance_ratio,
+            singular_values: s[..k].to_vec(),
+            whiten: self.whiten,
+        })
+    }
+}
+
+impl Pca {
+    /// The principal axes, `[n_components, n_features]`, one per row, by decreasing variance.
+    pub fn components(&self) -> &Matrix {
+        &self.components
+    }
+
+    /// The per-feature training mean that is subtracted before projecting.
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// The variance of the training data along each component (`S² / (n - 1)`).
+    pub fn explained_variance(&self) -> &[f64] {
+        &self.explained_variance
+    }
+
+    /// Each component's share of the total variance (over all features, kept or not).
+    pub fn explained_variance_ratio(&self) -> &[f64] {
+        &self.explained_variance_ratio
+    }
+
+    /// The singular values of the centred training data for the kept components.
+    pub fn singular_values(&self) -> &[f64] {
+        &self.singular_values
+    }
+
+    /// How much each output column is divided by: `sqrt(explained_variance)` when whitening
+    /// (1 for a component of zero variance, which has nothing to rescale), else 1.
+    fn out_scale(&self, c: usize) -> f64 {
+        let v = self.explained_variance[c];
+        if self.whiten && v > 0.0 {
+            v.sqrt()
+        } else {
+            1.0
+        }
+    }
+
+    /// Projects `x` on the components: `(x - mean) @ componentsᵀ`, `[n, n_components]`, divided
+    /// column by column by `sqrt(explained_variance)` when whitening.
+    pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
+        check_n_features("Pca::transform", x, self.mean.len())?;
+        let centred = Matrix::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] - self.mean[j]);
+        let mut z = &centred * self.components.transpose();
+        for c in 0..z.ncols() {
+            let s = self.out_scale(c);
+            z.col_mut(c).iter_mut().for_each(|v| *v /= s);
+        }
+        Ok(z)
+    }
+
+    /// Maps projections back to feature space: `z @ components + mean` (undoing the whitening
+    /// first). Exact for data in the span of the components, a least-squares reconstruction else.
+    pub fn inverse_transform(&self, z: &Matrix) -> Result<Matrix> {
+        check_n_features("Pca::inverse_transform", z, self.components.nrows())?;
+        let unscaled = Matrix::from_fn(z.nrows(), z.ncols(), |i, c| z[(i, c)] * self.out_scale(c));
+        let mut x = &unscaled * &self.components;
+        for j in 0..x.ncols() {
+            let m = self.mean[j];
+            x.col_mut(j).iter_mut().for_each(|v| *v += m);
+        }
+        Ok(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::matrix_from_rows;
+
+    fn plane() -> Matrix {
+        // Points on a plane through (1, 2, 3) spanned by (1, 1, 0) and (0, 0, 2): rank 2.
+        let pts: Vec<f64> = [(-2.0, 1.0), (-1.0, -1.0), (0.0, 0.5), (1.0, 2.0), (2.0, -2.5), (0.5, 0.0)]
+            .iter()
+            .flat_map(|&(a, b)| [1.0 + a, 2.0 + a, 3.0 + 2.0 * b])
+            .collect();
+        matrix_from_rows(6, 3, &pts).unwrap()
+    }
+
+    #[test]
+    fn reconstructs_data_of_lower_rank_and_sorts_variance() {
+        let x = plane();
+        let pca = PcaConfig::new(2).fit(&x).unwrap();
+        let ev = pca.explained_variance();
+        assert!(ev[0] >= ev[1]);
+        assert!((pca.explained_variance_ratio().iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let back = pca.inverse_transform(&pca.transform(&x).unwrap()).unwrap();
+        for i in 0..6 {
+            for j in 0..3 {
+                assert!((back[(i, j)] - x[(i, j)]).abs() < 1e-12);
+            }
+        }
+        for c in 0..2 {
+            let row: Vec<f64> = (0..3).map(|j| pca.components()[(c, j)]).collect();
+            let big = row.iter().copied().fold(0.0f64, |a, v| if v.abs() > a.abs() { v } else { a });
+            assert!(big > 0.0, "largest entry of component {c} should be positive: {row:?}");
+            assert!((row.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn whitened_outputs_have_unit_variance_and_invert() {
+        let x = plane();
+        let pca = PcaConfig { n_components: 2, whiten: true }.fit(&x).unwrap();
+        let z = pca.transform(&x).unwrap();
+        for c in 0..2 {
+            let var = z.col(c).iter().map(|v| v * v).sum::<f64>() / 5.0;
+            assert!((var - 1.0).abs() < 1e-12, "{var}");
+        }
+        let back = pca.inverse_transform(&z).unwrap();
+        assert!((back[(3, 2)] - x[(3, 2)]).abs() < 1e-12);
+    }
+}
