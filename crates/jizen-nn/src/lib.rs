@@ -34,14 +34,28 @@
 //! ```
 
 pub mod activation;
+pub mod conv;
+pub mod dropout;
+pub mod embedding;
+pub mod flatten;
 pub mod init;
 pub mod linear;
 pub mod module;
+pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod sequential;
 
-pub use activation::{Relu, Tanh};
+pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
+pub use conv::{Conv2d, ConvTranspose2d};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use flatten::Flatten;
 pub use linear::Linear;
 pub use module::{load_state_dict, state_dict, LoadReport, Module};
+pub use norm::{
+    batch_norm_eval, batch_norm_train, layer_norm, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm,
+};
 pub use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::{mlp, Sequential};

@@ -13,6 +13,10 @@ pub trait Module: Send + Sync {
     /// Calls `f(name, parameter)` for every parameter, names prefixed with `prefix`.
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor));
 
+    /// Calls `f(name, buffer)` for every buffer (state that is not trained by gradients, such as
+    /// batch norm's running statistics), names prefixed with `prefix`. Default: none.
+    fn visit_buffers(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Tensor)) {}
+
     /// Switches between training and evaluation behaviour (dropout, batch norm). Default: no-op.
     fn set_training(&self, _training: bool) {}
 
@@ -20,6 +24,13 @@ pub trait Module: Send + Sync {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         self.visit_parameters("", &mut |name, t| out.push((name, t.clone())));
+        out
+    }
+
+    /// All buffers with their names, in definition order.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        self.visit_buffers("", &mut |name, t| out.push((name, t.clone())));
         out
     }
 
@@ -43,16 +54,17 @@ pub fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-/// A snapshot of the parameters by name (the tensors are shared, not copied).
+/// A snapshot of the parameters and buffers by name, like PyTorch's `state_dict` (the tensors
+/// are shared, not copied).
 pub fn state_dict(m: &dyn Module) -> BTreeMap<String, Tensor> {
-    m.named_parameters().into_iter().collect()
+    m.named_parameters().into_iter().chain(m.named_buffers()).collect()
 }
 
 /// What [`load_state_dict`] did, key by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
     pub loaded: Vec<String>,
-    /// Parameters of the module that the state dict does not have.
+    /// Parameters (or buffers) of the module that the state dict does not have.
     pub missing: Vec<String>,
     /// Entries of the state dict that the module does not have.
     pub unexpected: Vec<String>,
@@ -60,10 +72,11 @@ pub struct LoadReport {
     pub shape_mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
 }
 
-/// Copies the values of `state` into the module's parameters. With `strict`, any missing,
-/// unexpected or mismatched key is an error listing all of them, and nothing is loaded.
+/// Copies the values of `state` into the module's parameters and buffers. With `strict`, any
+/// missing, unexpected or mismatched key is an error listing all of them, and nothing is loaded.
 pub fn load_state_dict(m: &dyn Module, state: &BTreeMap<String, Tensor>, strict: bool) -> Result<LoadReport> {
-    let params = m.named_parameters();
+    let mut params = m.named_parameters();
+    params.extend(m.named_buffers());
     let mut report = LoadReport::default();
     let mut plan = Vec::new();
     for (name, p) in &params {

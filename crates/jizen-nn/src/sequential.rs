@@ -47,6 +47,12 @@ impl Module for Sequential {
         }
     }
 
+    fn visit_buffers(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_buffers(&join(prefix, &i.to_string()), f);
+        }
+    }
+
     fn set_training(&self, training: bool) {
         for layer in &self.layers {
             layer.set_training(training);
