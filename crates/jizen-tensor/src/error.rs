@@ -30,6 +30,18 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl Error {
+    /// A shape error of operation `op` (for crates that build operations on the engine).
+    pub fn shape(op: &'static str, msg: impl Into<String>) -> Error {
+        Error::Shape { op, msg: msg.into() }
+    }
+
+    /// An invalid-argument error of operation `op`.
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
+        Error::Invalid { op, msg: msg.into() }
+    }
+}
+
 /// The engine's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -200,7 +200,20 @@ impl Tensor {
         Tensor::from_f64_vec(v, shape, dtype)
     }
 
+    /// A tensor of `dtype` from f64 values, converted.
+    pub fn from_f64(values: Vec<f64>, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != values.len() {
+            return Err(shape_err(
+                "from_f64",
+                format!("{} values do not fill shape {shape:?} ({n} elements)", values.len()),
+            ));
+        }
+        Ok(Tensor::from_f64_vec(values, shape, dtype))
+    }
+
     pub(crate) fn from_f64_vec(v: Vec<f64>, shape: &[usize], dtype: DType) -> Tensor {
+        debug_assert_eq!(v.len(), shape.iter().product::<usize>());
         let s = match dtype {
             DType::F32 => Storage::F32(v.into_iter().map(|x| x as f32).collect()),
             DType::F64 => Storage::F64(v),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use jizen_data::Digits;
-use jizen_nn::{load_state_dict, mlp, Adam, AdamConfig, Module, Optimizer};
+use jizen_nn::{load_state_dict, mlp, state_dict, Adam, AdamConfig, Module, Optimizer};
 use jizen_tensor::{cross_entropy, no_grad, safetensors, CrossEntropyOptions, DType, Rng, Tensor};
 use serde::Serialize;
 
@@ -209,8 +209,8 @@ pub fn run(cfg: &HeadStartConfig, out_dir: &Path, log: &mut dyn FnMut(&str)) -> 
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let named = model.named_parameters();
-    safetensors::save(named.iter().map(|(n, t)| (n.as_str(), t)), Some(&meta), &checkpoint)?;
+    let state = state_dict(&model); // parameters and buffers, by PyTorch's names
+    safetensors::save(state.iter().map(|(n, t)| (n.as_str(), t)), Some(&meta), &checkpoint)?;
     let weights = safetensors::load(&checkpoint)?;
     let zero_shot = accuracy(&model, &test_x, &test_y)?;
     log(&format!(

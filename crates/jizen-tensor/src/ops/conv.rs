@@ -193,22 +193,27 @@ impl Default for ConvOptions {
 }
 
 impl ConvOptions {
+    /// The same stride along both axes.
     pub fn stride(mut self, s: usize) -> Self {
         self.stride = [s, s];
         self
     }
+    /// The same zero padding on all four sides.
     pub fn padding(mut self, p: usize) -> Self {
         self.padding = [p, p];
         self
     }
+    /// The same dilation along both axes.
     pub fn dilation(mut self, d: usize) -> Self {
         self.dilation = [d, d];
         self
     }
+    /// Split the channels into `g` independent groups.
     pub fn groups(mut self, g: usize) -> Self {
         self.groups = g;
         self
     }
+    /// Extra output rows/columns of a transposed convolution (an error for `conv2d`).
     pub fn output_padding(mut self, p: usize) -> Self {
         self.output_padding = [p, p];
         self
@@ -305,6 +310,12 @@ impl Tensor {
         let g = o.groups;
         if g == 0 || cin_g * g != cin || cout % g != 0 {
             return Err(shape_err("conv2d", format!("input {:?} and weight {:?} do not agree with groups={g} (input channels must equal weight.shape[1] * groups)", self.shape(), weight.shape())));
+        }
+        if o.output_padding != [0, 0] {
+            return Err(invalid(
+                "conv2d",
+                format!("output_padding {:?} applies to conv_transpose2d only", o.output_padding),
+            ));
         }
         let geom = Im2colGeometry::new("conv2d", [cin, h, w], [kh, kw], o.stride, o.padding, o.dilation)?;
         let [oh, ow] = geom.out;
