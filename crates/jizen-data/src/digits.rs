@@ -3,18 +3,12 @@
 
 use jizen_tensor::{DType, Result as TResult, Tensor};
 
+use crate::DataError;
+
 static MNIST8X8: &[u8] = include_bytes!("../assets/mnist8x8-20k.bin");
 static UCI8X8: &[u8] = include_bytes!("../assets/uci-digits-8x8.bin");
 
 const MAGIC: &[u8; 8] = b"JZDIGIT1";
-
-/// Why a `JZDIGIT1` buffer could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {msg}")]
-pub struct DigitsError {
-    pub source_name: String,
-    pub msg: String,
-}
 
 /// A set of small grey-level digit images with labels 0..9; pixel values 0..=16.
 #[derive(Clone, Debug)]
@@ -29,8 +23,8 @@ pub struct Digits {
 
 impl Digits {
     /// Parses a `JZDIGIT1` buffer, checking magic, length and value ranges.
-    pub fn parse(bytes: &[u8], name: &str) -> Result<Digits, DigitsError> {
-        let err = |msg: String| DigitsError { source_name: name.to_string(), msg };
+    pub fn parse(bytes: &[u8], name: &str) -> Result<Digits, DataError> {
+        let err = |msg: String| DataError::new(name, msg);
         if bytes.len() < 20 {
             return Err(err(format!("{} bytes is too short for the 20-byte header", bytes.len())));
         }
