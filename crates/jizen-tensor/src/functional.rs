@@ -78,18 +78,25 @@ impl Tensor {
         }
     }
 
-    /// Softmax along `axis`; the maximum is subtracted before exponentiating.
+    /// Softmax along `axis`, as `exp(log_softmax(x))`: the maximum is subtracted before
+    /// exponentiating.
     pub fn softmax(&self, axis: isize) -> Result<Tensor> {
-        let e = self.sub(&self.stable_shift(axis)?)?.exp()?;
-        e.div(&e.sum(&[axis], true)?)
+        self.log_softmax(axis)?.exp()
     }
 
-    /// Log-softmax along `axis`: `x - logsumexp(x)`, formed as `(x - m) - log(sum(exp(x - m)))`
-    /// so that the maximum is never added back (which would round large logits), and never as
-    /// `log(softmax(x))`.
+    /// Log-softmax along `axis`: `(x - m) - log(sum(exp(x - m)))` with `m` the maximum, so the
+    /// maximum is never added back (which would round large logits) and it is never
+    /// `log(softmax(x))`. A fused kernel over the last axis; other axes are moved last and back.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor> {
-        let shifted = self.sub(&self.stable_shift(axis)?)?;
-        shifted.sub(&shifted.exp()?.sum(&[axis], true)?.log()?)
+        let a = self.axis("log_softmax", axis)?;
+        let last = self.rank().saturating_sub(1);
+        if self.rank() == 0 {
+            return self.sub(self); // log_softmax of a single element is 0
+        }
+        if a == last {
+            return self.log_softmax_last();
+        }
+        self.transpose(a as isize, last as isize)?.log_softmax_last()?.transpose(a as isize, last as isize)
     }
 
     /// Inverted dropout: zeroes each element with probability `p` and scales the rest by

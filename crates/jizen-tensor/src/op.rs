@@ -84,6 +84,9 @@ pub enum Op {
     Im2col(Tensor, Im2colGeometry),
     /// The adjoint of `Im2col`: columns summed back into an image batch ("fold").
     Col2im(Tensor, Im2colGeometry),
+    /// Log-softmax over the last axis of a contiguous tensor: a fused kernel for the composite
+    /// `(x - m) - log(sum(exp(x - m)))` (`ops/softmax.rs`), tested against it.
+    LogSoftmax(Tensor),
 }
 
 impl Op {
@@ -101,7 +104,8 @@ impl Op {
             | Op::IndexSelect(x, _, _)
             | Op::Gather(x, _, _)
             | Op::Im2col(x, _)
-            | Op::Col2im(x, _) => vec![x],
+            | Op::Col2im(x, _)
+            | Op::LogSoftmax(x) => vec![x],
             Op::Binary(_, a, b) | Op::Where(_, a, b) | Op::Matmul(a, b) => vec![a, b],
             Op::IndexAdd(base, _, _, src) | Op::ScatterAdd(base, _, _, src) => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
@@ -129,6 +133,7 @@ impl Op {
             Op::ScatterAdd(..) => "scatter_add".into(),
             Op::Im2col(..) => "im2col".into(),
             Op::Col2im(..) => "col2im".into(),
+            Op::LogSoftmax(_) => "log_softmax".into(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod index;
 pub mod matmul;
 pub mod movement;
 pub mod reduce;
+pub mod softmax;
 pub mod unary;
 
 use rayon::prelude::*;

@@ -14,7 +14,7 @@ use crate::Tensor;
 /// Sums a slice with 8 independent accumulators: vectorizes, and is more accurate than one
 /// running sum.
 #[inline]
-fn sum_slice<T: Float>(x: &[T]) -> T {
+pub(crate) fn sum_slice<T: Float>(x: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
@@ -32,7 +32,7 @@ fn sum_slice<T: Float>(x: &[T]) -> T {
 
 /// Max or min of a slice, in eight independent lanes so that it vectorises; NaN propagates.
 #[inline]
-fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
+pub(crate) fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
     let init = if max { T::NEG_INFINITY } else { T::INFINITY };
     let pick = |a: T, b: T| if max { a.max(b) } else { a.min(b) };
     let mut acc = [init; 8];

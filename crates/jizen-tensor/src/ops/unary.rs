@@ -11,7 +11,25 @@ use super::map1;
 fn kernel<T: Float + StorageElement>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
     match op {
         UnaryOp::Neg => map1(x, l, |v: T| -v),
-        UnaryOp::Exp => map1(x, l, |v: T| v.exp()),
+        UnaryOp::Exp => match l.contiguous_range() {
+            // The hot case (softmax, cross-entropy): a vectorised loop, split across threads.
+            Some(r) => {
+                let src = &x[r];
+                let mut out = crate::storage::buffer::<T>(src.len());
+                if crate::parallel::worth_parallel(src.len()) {
+                    use rayon::prelude::*;
+                    crate::parallel::pool().install(|| {
+                        out.par_chunks_mut(1 << 14)
+                            .zip(src.par_chunks(1 << 14))
+                            .for_each(|(o, s)| crate::fastmath::exp_slice(s, o))
+                    });
+                } else {
+                    crate::fastmath::exp_slice(src, &mut out);
+                }
+                out
+            }
+            None => map1(x, l, |v: T| v.exp()),
+        },
         UnaryOp::Log => map1(x, l, |v: T| v.ln()),
         UnaryOp::Sqrt => map1(x, l, |v: T| v.sqrt()),
         UnaryOp::Abs => map1(x, l, |v: T| v.abs()),

@@ -1,0 +1,81 @@
+//! Fused log-softmax over the last axis: one pass for the maximum, one for the sum of
+//! exponentials, one to write — instead of the composite's eight. It computes exactly the
+//! composite `(x - m) - log(sum(exp(x - m)))` (never adding the maximum back, never
+//! `log(softmax)`); `tests/fused.rs` checks the two against each other, and the parity fixtures
+//! against PyTorch.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::error::Result;
+use crate::op::Op;
+use crate::ops::reduce::{extreme_slice, sum_slice};
+use crate::parallel::{pool, worth_parallel};
+use crate::storage::{buffer, StorageElement};
+use crate::Tensor;
+
+/// Log-softmax of one row, compiled for AVX-512 when the CPU has it.
+fn row<T: Float>(x: &[T], out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        return unsafe { row_avx512(x, out) };
+    }
+    row_body(x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_avx512<T: Float>(x: &[T], out: &mut [T]) {
+    row_body(x, out)
+}
+
+#[inline(always)]
+fn row_body<T: Float>(x: &[T], out: &mut [T]) {
+    let m = extreme_slice(x, true);
+    // A row without a finite maximum (all -inf) is shifted by 0; it comes out NaN, as in PyTorch,
+    // and does not disturb the other rows.
+    let m = if (m - m) == T::zero() { m } else { T::zero() };
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - m).exp();
+    }
+    let log_sum = sum_slice(out).ln();
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - m) - log_sum;
+    }
+}
+
+fn kernel<T: Float>(x: &[T], n: usize) -> Vec<T> {
+    let mut out = buffer::<T>(x.len());
+    if n == 0 {
+        return out;
+    }
+    if worth_parallel(x.len()) && x.len() / n > 1 {
+        let rows_per_task = (x.len() / n / (4 * crate::parallel::num_threads())).max(1);
+        pool().install(|| {
+            out.par_chunks_mut(n * rows_per_task).zip(x.par_chunks(n * rows_per_task)).for_each(|(o, x)| {
+                o.chunks_mut(n).zip(x.chunks(n)).for_each(|(o, x)| row(x, o));
+            })
+        });
+    } else {
+        out.chunks_mut(n).zip(x.chunks(n)).for_each(|(o, x)| row(x, o));
+    }
+    out
+}
+
+impl Tensor {
+    /// The primitive: log-softmax over the last axis (the input is made contiguous first).
+    pub(crate) fn log_softmax_last(&self) -> Result<Tensor> {
+        let x = self.contiguous()?;
+        let n = *x.shape().last().unwrap_or(&1);
+        crate::with_float!(x.dtype(), "log_softmax", |T| {
+            let data = x.with_data::<T, _>(|v| kernel::<T>(v, n))?;
+            Ok(Tensor::from_op(T::wrap(data), x.shape(), || Op::LogSoftmax(x.clone())))
+        })
+    }
+}
+
+/// Gradient of `out = log_softmax(x)` over the last axis: `g - exp(out) * sum(g)`, in tensor ops.
+pub(crate) fn log_softmax_backward(out: &Tensor, g: &Tensor) -> Result<Tensor> {
+    g.sub(&out.exp()?.mul(&g.sum(&[-1], true)?)?)
+}
