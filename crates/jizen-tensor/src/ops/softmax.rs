@@ -35,7 +35,7 @@ fn row_body<T: Float>(x: &[T], out: &mut [T]) {
     let m = extreme_slice(x, true);
     // A row without a finite maximum (all -inf) is shifted by 0; it comes out NaN, as in PyTorch,
     // and does not disturb the other rows.
-    let m = if (m - m) == T::zero() { m } else { T::zero() };
+    let m = if m.to_f64().is_finite() { m } else { T::zero() };
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - m).exp();
     }
