@@ -71,15 +71,7 @@ impl Digits {
 
     /// The samples at `indices`, as features `[n, rows*cols]` scaled to [0, 1] and i64 labels `[n]`.
     pub fn tensors(&self, indices: &[usize], dtype: DType) -> TResult<(Tensor, Tensor)> {
-        let d = self.rows * self.cols;
-        let mut x = Vec::with_capacity(indices.len() * d);
-        let mut y = Vec::with_capacity(indices.len());
-        for &i in indices {
-            x.extend(self.pixels[i * d..(i + 1) * d].iter().map(|&p| p as f64 / 16.0));
-            y.push(self.labels[i] as i64);
-        }
-        let x = Tensor::from_vec(x, &[indices.len(), d])?.to_dtype(dtype)?;
-        Ok((x, Tensor::from_vec(y, &[indices.len()])?))
+        crate::labelled_tensors(&self.pixels, &self.labels, self.rows * self.cols, 16.0, indices, dtype)
     }
 }
 

@@ -131,13 +131,6 @@ impl ImageSet {
 
     /// The examples at `indices` as features `[n, rows*cols]` scaled to [0, 1] and i64 labels.
     pub fn tensors(&self, indices: &[usize], dtype: DType) -> TResult<(Tensor, Tensor)> {
-        let d = self.rows * self.cols;
-        let mut x = Vec::with_capacity(indices.len() * d);
-        let mut y = Vec::with_capacity(indices.len());
-        for &i in indices {
-            x.extend(self.pixels[i * d..(i + 1) * d].iter().map(|&p| p as f64 / 255.0));
-            y.push(self.labels[i] as i64);
-        }
-        Ok((Tensor::from_f64(x, &[indices.len(), d], dtype)?, Tensor::from_vec(y, &[indices.len()])?))
+        crate::labelled_tensors(&self.pixels, &self.labels, self.rows * self.cols, 255.0, indices, dtype)
     }
 }

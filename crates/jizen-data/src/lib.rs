@@ -25,3 +25,24 @@ impl DataError {
         DataError { path: path.into(), msg: msg.into() }
     }
 }
+
+/// The examples at `indices` of a labelled image set (`pixels` image-major, `d` values each) as
+/// features `[n, d]` divided by `max` (so in [0, 1]) and i64 labels `[n]`.
+pub(crate) fn labelled_tensors(
+    pixels: &[u8],
+    labels: &[u8],
+    d: usize,
+    max: f64,
+    indices: &[usize],
+    dtype: jizen_tensor::DType,
+) -> jizen_tensor::Result<(jizen_tensor::Tensor, jizen_tensor::Tensor)> {
+    let mut x = Vec::with_capacity(indices.len() * d);
+    for &i in indices {
+        x.extend(pixels[i * d..(i + 1) * d].iter().map(|&p| p as f64 / max));
+    }
+    let y = indices.iter().map(|&i| labels[i] as i64).collect();
+    Ok((
+        jizen_tensor::Tensor::from_f64(x, &[indices.len(), d], dtype)?,
+        jizen_tensor::Tensor::from_vec(y, &[indices.len()])?,
+    ))
+}
