@@ -13,7 +13,7 @@ use crate::Tensor;
 
 /// Sums a slice with 8 independent accumulators: vectorizes, and is more accurate than one
 /// running sum.
-#[inline]
+#[inline(always)]
 pub(crate) fn sum_slice<T: Float>(x: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let chunks = x.chunks_exact(8);
@@ -31,7 +31,7 @@ pub(crate) fn sum_slice<T: Float>(x: &[T]) -> T {
 }
 
 /// Max or min of a slice, in eight independent lanes so that it vectorises; NaN propagates.
-#[inline]
+#[inline(always)]
 pub(crate) fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
     let init = if max { T::NEG_INFINITY } else { T::INFINITY };
     let pick = |a: T, b: T| if max { a.max(b) } else { a.min(b) };
