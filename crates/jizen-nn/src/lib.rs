@@ -56,6 +56,9 @@ pub use module::{load_state_dict, state_dict, LoadReport, Module};
 pub use norm::{
     batch_norm_eval, batch_norm_train, layer_norm, BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig, LayerNorm,
 };
-pub use optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use optim::{
+    clip_grad_norm, clip_grad_value, Adam, AdamConfig, CosineWithWarmup, ExponentialLr, OneCycle, Optimizer,
+    ParamGroup, PlateauConfig, RMSprop, RMSpropConfig, ReduceOnPlateau, Schedule, Sgd, SgdConfig, StepLr,
+};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use sequential::{mlp, Sequential};

@@ -367,6 +367,19 @@ impl Tensor {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Replaces the accumulated gradient (for gradient clipping and the like); it must have this
+    /// tensor's shape and dtype.
+    pub fn replace_grad(&self, g: Tensor) -> Result<()> {
+        if g.shape() != self.shape() || g.dtype() != self.dtype() {
+            return Err(shape_err(
+                "replace_grad",
+                format!("gradient {:?} {} for a tensor {:?} {}", g.shape(), g.dtype(), self.shape(), self.dtype()),
+            ));
+        }
+        self.set_grad(Some(g.detach()));
+        Ok(())
+    }
+
     pub(crate) fn set_grad(&self, g: Option<Tensor>) {
         *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = g;
     }

@@ -1,15 +1,22 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and weight decay, as in
 //! `torch.optim.SGD`.
 
+use std::collections::BTreeMap;
+
 use jizen_tensor::{Float, Result, Tensor};
 
-use super::{grad_data, update_all, Optimizer, Rule};
+use super::{grad_data, optimizer_common, snapshot, update_all, Groups, Optimizer, ParamGroup, Rule, StateReader};
 
+/// SGD's hyper-parameters (PyTorch's defaults, except `lr`, which PyTorch requires).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdConfig {
+    /// Learning rate (the default of groups that set none).
     pub lr: f64,
+    /// Momentum factor; 0 turns momentum off.
     pub momentum: f64,
+    /// Nesterov momentum (needs `momentum > 0`).
     pub nesterov: bool,
+    /// L2 penalty added to the gradient (the default of groups that set none).
     pub weight_decay: f64,
 }
 
@@ -21,15 +28,47 @@ impl Default for SgdConfig {
 
 /// SGD; the momentum buffer starts as the first gradient, as in PyTorch.
 pub struct Sgd {
-    params: Vec<Tensor>,
+    groups: Groups,
     velocity: Vec<Option<Tensor>>,
-    pub config: SgdConfig,
+    config: SgdConfig,
 }
 
 impl Sgd {
+    /// SGD over one group of parameters.
     pub fn new(params: Vec<Tensor>, config: SgdConfig) -> Self {
-        let velocity = params.iter().map(|_| None).collect();
-        Sgd { params, velocity, config }
+        Self::with_groups(vec![ParamGroup::new(params)], config)
+    }
+
+    /// SGD over parameter groups, each with its own learning rate and weight decay if it sets them.
+    pub fn with_groups(groups: Vec<ParamGroup>, config: SgdConfig) -> Self {
+        let groups = Groups::new(groups, config.lr, config.weight_decay);
+        let velocity = groups.params.iter().map(|_| None).collect();
+        Sgd { groups, velocity, config }
+    }
+
+    /// The hyper-parameters (`lr` and `weight_decay` are the groups' defaults, fixed at construction).
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    fn save_state(&self, out: &mut BTreeMap<String, Tensor>) {
+        for (i, v) in self.velocity.iter().enumerate() {
+            if let Some(v) = v {
+                out.insert(format!("state.{i}.momentum_buffer"), snapshot(v));
+            }
+        }
+    }
+
+    fn load_state(&self, r: &mut StateReader) -> Result<Vec<Option<Tensor>>> {
+        let mut velocity = Vec::with_capacity(self.velocity.len());
+        for (i, p) in self.groups.params.iter().enumerate() {
+            velocity.push(r.optional(&format!("state.{i}.momentum_buffer"), p)?.map(|t| snapshot(&t)));
+        }
+        Ok(velocity)
+    }
+
+    fn commit_state(&mut self, velocity: Vec<Option<Tensor>>) {
+        self.velocity = velocity;
     }
 }
 
@@ -37,16 +76,17 @@ impl Rule for Sgd {
     const NAME: &'static str = "sgd";
 
     fn params(&self) -> &[Tensor] {
-        &self.params
+        &self.groups.params
     }
 
     fn update<T: Float>(&mut self, i: usize) -> Result<()> {
-        let p = self.params[i].clone();
+        let p = self.groups.params[i].clone();
         let Some(mut g) = grad_data::<T>(&p)? else { return Ok(()) };
         let c = self.config;
-        let (lr, mu, wd) = (T::from_f64(c.lr), T::from_f64(c.momentum), T::from_f64(c.weight_decay));
-        if c.weight_decay != 0.0 {
-            p.with_data::<T, _>(|w| g.iter_mut().zip(w).for_each(|(gj, &wj)| *gj += wd * wj))?;
+        let (lr, wd) = self.groups.hyper(i);
+        let (lr, mu, wdt) = (T::from_f64(lr), T::from_f64(c.momentum), T::from_f64(wd));
+        if wd != 0.0 {
+            p.with_data::<T, _>(|w| g.iter_mut().zip(w).for_each(|(gj, &wj)| *gj += wdt * wj))?;
         }
         if c.momentum != 0.0 {
             match &self.velocity[i] {
@@ -69,15 +109,5 @@ impl Optimizer for Sgd {
         update_all(self)
     }
 
-    fn zero_grad(&self) {
-        self.params.iter().for_each(|p| p.zero_grad());
-    }
-
-    fn lr(&self) -> f64 {
-        self.config.lr
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        self.config.lr = lr;
-    }
+    optimizer_common!();
 }
