@@ -44,6 +44,7 @@ pub mod module;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod residual;
 pub mod sequential;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
@@ -61,4 +62,5 @@ pub use optim::{
     ParamGroup, PlateauConfig, RMSprop, RMSpropConfig, ReduceOnPlateau, Schedule, Sgd, SgdConfig, StepLr,
 };
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+pub use residual::Residual;
 pub use sequential::{mlp, Sequential};

@@ -116,3 +116,44 @@ fn adam_and_adamw_follow_torch_rule() {
         }
     }
 }
+
+#[test]
+fn orthogonal_init_gives_orthonormal_rows_or_columns() {
+    for shape in [[4usize, 9], [9, 4], [6, 6]] {
+        let w = jizen_nn::init::orthogonal(&shape, 2.0, DType::F64, &mut Rng::new(3)).unwrap();
+        let (r, c) = (shape[0], shape[1]);
+        // W Wᵀ = 4 I (rows) when r <= c, Wᵀ W = 4 I (columns) otherwise.
+        let g = if r <= c { w.matmul(&w.t().unwrap()).unwrap() } else { w.t().unwrap().matmul(&w).unwrap() };
+        let k = r.min(c);
+        let gv = g.to_vec::<f64>().unwrap();
+        for i in 0..k {
+            for j in 0..k {
+                let want = if i == j { 4.0 } else { 0.0 };
+                assert!((gv[i * k + j] - want).abs() < 1e-12, "{shape:?} [{i},{j}] = {}", gv[i * k + j]);
+            }
+        }
+        let again = jizen_nn::init::orthogonal(&shape, 2.0, DType::F64, &mut Rng::new(3)).unwrap();
+        assert_eq!(w.to_vec::<f64>().unwrap(), again.to_vec::<f64>().unwrap());
+    }
+    assert!(jizen_nn::init::orthogonal(&[5], 1.0, DType::F32, &mut Rng::new(0)).is_err());
+}
+
+#[test]
+fn residual_adds_the_shortcut_and_names_its_parts() {
+    let mut rng = Rng::new(0);
+    let block = jizen_nn::Residual::new(mlp(&[3, 5, 3], DType::F64, &mut rng));
+    let x = Tensor::randn(&[2, 3], DType::F64, &mut rng);
+    let body = mlp(&[3, 5, 3], DType::F64, &mut Rng::new(0));
+    let want = body.forward(&x).unwrap().add(&x).unwrap().to_vec::<f64>().unwrap();
+    assert_eq!(block.forward(&x).unwrap().to_vec::<f64>().unwrap(), want);
+    let names: Vec<String> = block.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"]);
+    let projected = jizen_nn::Residual::with_shortcut(
+        mlp(&[3, 4], DType::F64, &mut rng),
+        Linear::new(3, 4, false, DType::F64, &mut rng),
+    );
+    assert_eq!(projected.forward(&x).unwrap().shape(), &[2, 4]);
+    let wrong = jizen_nn::Residual::new(mlp(&[3, 4], DType::F64, &mut rng));
+    let e = wrong.forward(&x).unwrap_err().to_string();
+    assert!(e.contains("add a projection shortcut"), "{e}");
+}

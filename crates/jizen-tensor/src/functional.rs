@@ -213,6 +213,23 @@ pub fn nll_loss(logp: &Tensor, targets: &Tensor, reduction: Reduction) -> Result
     reduce(picked.neg()?, reduction)
 }
 
+/// Multi-class hinge loss (`torch.nn.functional.multi_margin_loss`, p = 1): for each sample,
+/// `sum over i != y of max(0, margin - x[y] + x[i]) / C`, from `logits` [N, C] and i64
+/// `targets` [N]. The `i = y` term of the sum is `margin` (a constant), subtracted again.
+pub fn multi_margin_loss(logits: &Tensor, targets: &Tensor, margin: f64, reduction: Reduction) -> Result<Tensor> {
+    if logits.rank() != 2 || targets.shape() != [logits.shape()[0]] {
+        return Err(shape_err(
+            "multi_margin_loss",
+            format!("expected logits [N, C] and targets [N], got {:?} and {:?}", logits.shape(), targets.shape()),
+        ));
+    }
+    let (n, c) = (logits.shape()[0], logits.shape()[1]);
+    let picked = logits.gather(1, &targets.reshape(&[n, 1])?)?; // [N, 1]
+    let hinge = logits.sub(&picked)?.add_scalar(margin)?.relu()?; // [N, C]
+    let per_sample = hinge.sum(&[1], false)?.sub_scalar(margin.max(0.0))?.div_scalar(c as f64)?;
+    reduce(per_sample, reduction)
+}
+
 /// Mean squared error.
 pub fn mse_loss(pred: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     if pred.shape() != target.shape() {

@@ -37,7 +37,8 @@ pub use autograd::{grad, is_grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use functional::{
-    binary_cross_entropy_with_logits, cross_entropy, dropout_mask, mse_loss, nll_loss, CrossEntropyOptions, Reduction,
+    binary_cross_entropy_with_logits, cross_entropy, dropout_mask, mse_loss, multi_margin_loss, nll_loss,
+    CrossEntropyOptions, Reduction,
 };
 pub use layout::Layout;
 pub use op::Op;

@@ -6,8 +6,8 @@
 
 use jizen_tensor::gradcheck::GradCheck;
 use jizen_tensor::{
-    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, ConvOptions, CrossEntropyOptions, DType,
-    Reduction, Result, Rng, Tensor,
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, multi_margin_loss, nll_loss, ConvOptions,
+    CrossEntropyOptions, DType, Reduction, Result, Rng, Tensor,
 };
 
 /// Uniform values in ±[0.1, 1.0] times `scale`: away from the kinks of relu/abs/max at 0.
@@ -335,6 +335,7 @@ fn grad_losses() {
     let y4 = idx(&[0, 1, 2, 2, 1, 0, 0, 1], &[2, 2, 2]);
     check("cross_entropy [N,C,H,W]", &[l4], |t| cross_entropy(&t[0], &y4, CrossEntropyOptions::default()));
     check("nll_loss", &[logits.clone()], |t| nll_loss(&t[0].log_softmax(1)?, &y, Reduction::Mean));
+    check("multi_margin_loss", &[logits.clone()], |t| multi_margin_loss(&t[0], &y, 1.0, Reduction::Mean));
     let target = away(&[4, 5], 58, 1.0);
     check("mse_loss", &[logits.clone(), target.clone()], |t| mse_loss(&t[0], &t[1], Reduction::Mean));
     let p = positive(&[4, 5], 59, 0.0, 1.0);

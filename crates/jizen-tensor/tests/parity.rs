@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jizen_tensor::{
-    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, ConvOptions, CrossEntropyOptions, DType,
-    Reduction, Result, Tensor,
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, multi_margin_loss, nll_loss, ConvOptions,
+    CrossEntropyOptions, DType, Reduction, Result, Tensor,
 };
 
 const OPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/ops.safetensors");
@@ -486,6 +486,8 @@ fn softmax_loss_cases() -> Vec<Case> {
         c("nll_loss", |x| nll_loss(&x[0], &x[1], Mean)),
         c("nll_loss_sum", |x| nll_loss(&x[0], &x[1], Sum)),
         c("mse_loss", |x| mse_loss(&x[0], &x[1], Mean)),
+        c("multi_margin_loss", |x| multi_margin_loss(&x[0], &x[1], 1.0, Mean)),
+        c("multi_margin_loss_m2_sum", |x| multi_margin_loss(&x[0], &x[1], 2.0, Sum)),
         c("mse_loss_sum", |x| mse_loss(&x[0], &x[1], Sum)),
         c("bce_with_logits", |x| binary_cross_entropy_with_logits(&x[0], &x[1], Mean)),
         c("bce_with_logits_none", |x| binary_cross_entropy_with_logits(&x[0], &x[1], None)),
