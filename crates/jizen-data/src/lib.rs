@@ -6,9 +6,11 @@
 
 pub mod digits;
 pub mod idx;
+pub mod loader;
 
 pub use digits::Digits;
 pub use idx::{load_mnist, ImageSet, Split};
+pub use loader::{Batches, DataLoader, Dataset, LoaderConfig};
 
 use std::path::PathBuf;
 

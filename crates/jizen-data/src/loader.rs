@@ -1,0 +1,164 @@
+//! Datasets and the loader: seeded shuffling (the order of epoch `e` depends only on the seed and
+//! `e`, so a resumed run sees the same batches), batching, `drop_last`, and background prefetch
+//! so that the next batches are assembled while the model trains on the current one.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use jizen_tensor::{DType, Result, Rng, Tensor};
+
+use crate::{Digits, ImageSet};
+
+/// Examples addressable by index, assembled into batches.
+pub trait Dataset: Send + Sync + 'static {
+    /// Number of examples.
+    fn len(&self) -> usize;
+
+    /// Whether there are no examples.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Inputs and targets of the examples at `indices`, stacked along a new first dimension.
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)>;
+}
+
+impl Dataset for ImageSet {
+    fn len(&self) -> usize {
+        ImageSet::len(self)
+    }
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        self.tensors(indices, DType::F32)
+    }
+}
+
+impl Dataset for Digits {
+    fn len(&self) -> usize {
+        Digits::len(self)
+    }
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        self.tensors(indices, DType::F32)
+    }
+}
+
+/// How a [`DataLoader`] walks its dataset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// Leave out the last batch when it is smaller than `batch_size`.
+    pub drop_last: bool,
+    pub seed: u64,
+    /// Batches assembled ahead on a background thread (0: assemble on the caller's thread).
+    pub prefetch: usize,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig { batch_size: 64, shuffle: true, drop_last: false, seed: 0, prefetch: 2 }
+    }
+}
+
+/// Yields batches of a dataset, epoch by epoch.
+pub struct DataLoader<D: Dataset> {
+    dataset: Arc<D>,
+    config: LoaderConfig,
+}
+
+impl<D: Dataset> DataLoader<D> {
+    /// A loader; `batch_size` must be positive.
+    pub fn new(dataset: Arc<D>, config: LoaderConfig) -> Result<Self> {
+        if config.batch_size == 0 {
+            return Err(jizen_tensor::Error::invalid("DataLoader", "batch_size must be at least 1"));
+        }
+        Ok(DataLoader { dataset, config })
+    }
+
+    /// Batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        let (n, b) = (self.dataset.len(), self.config.batch_size);
+        if self.config.drop_last {
+            n / b
+        } else {
+            n.div_ceil(b)
+        }
+    }
+
+    /// The example order of `epoch`: a function of the seed and the epoch number alone.
+    pub fn order(&self, epoch: u64) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.dataset.len()).collect();
+        if self.config.shuffle {
+            // Decorrelate consecutive epochs of consecutive seeds.
+            let mut rng = Rng::new(self.config.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            rng.shuffle(&mut idx);
+        }
+        idx
+    }
+
+    /// The batches of `epoch`, starting at batch `start` (to resume mid-epoch).
+    pub fn epoch(&self, epoch: u64, start: usize) -> Batches {
+        let order = self.order(epoch);
+        let b = self.config.batch_size;
+        let mut chunks: Vec<Vec<usize>> = order.chunks(b).map(|c| c.to_vec()).collect();
+        if self.config.drop_last && chunks.last().is_some_and(|c| c.len() < b) {
+            chunks.pop();
+        }
+        let chunks: Vec<Vec<usize>> = chunks.into_iter().skip(start).collect();
+        if self.config.prefetch == 0 {
+            return Batches {
+                inner: Inner::Inline { dataset: self.dataset.clone() as Arc<dyn Dataset>, chunks, next: 0 },
+            };
+        }
+        let (tx, rx) = sync_channel(self.config.prefetch);
+        let dataset = self.dataset.clone();
+        let worker = std::thread::spawn(move || {
+            for c in chunks {
+                // A closed channel means the consumer stopped early: stop too.
+                if tx.send(dataset.batch(&c)).is_err() {
+                    break;
+                }
+            }
+        });
+        Batches { inner: Inner::Prefetch { rx, worker: Some(worker) } }
+    }
+}
+
+enum Inner {
+    Inline { dataset: Arc<dyn Dataset>, chunks: Vec<Vec<usize>>, next: usize },
+    Prefetch { rx: Receiver<Result<(Tensor, Tensor)>>, worker: Option<JoinHandle<()>> },
+}
+
+/// One epoch's batches, in order.
+pub struct Batches {
+    inner: Inner,
+}
+
+impl Iterator for Batches {
+    type Item = Result<(Tensor, Tensor)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            Inner::Inline { dataset, chunks, next } => {
+                let c = chunks.get(*next)?;
+                *next += 1;
+                Some(dataset.batch(c))
+            }
+            Inner::Prefetch { rx, worker } => match rx.recv() {
+                Ok(b) => Some(b),
+                Err(_) => {
+                    // The worker finished (or panicked, which is reported as an error).
+                    if let Some(w) = worker.take() {
+                        if w.join().is_err() {
+                            return Some(Err(jizen_tensor::Error::invalid(
+                                "DataLoader",
+                                "the prefetch thread panicked",
+                            )));
+                        }
+                    }
+                    None
+                }
+            },
+        }
+    }
+}
