@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use jizen_data::{load_mnist, DataLoader, Dataset, ImageSet, LoaderConfig, Split};
+use jizen_data::{load_mnist, DataLoader, ImageSet, LoaderConfig, Split};
 use jizen_nn::{mlp, Adam, AdamConfig, Module, Optimizer};
 use jizen_tensor::{cross_entropy, DType, Rng};
 use jizen_train::headstart::accuracy;
