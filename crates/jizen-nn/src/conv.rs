@@ -37,6 +37,23 @@ pub struct Conv2d {
     pub options: ConvOptions,
 }
 
+/// A convolution weight of `shape` and an optional bias of `outputs`, with PyTorch's default
+/// initialisation: `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` where `fan_in` is the product of the
+/// weight's dimensions after the first (as `torch.nn.init._calculate_fan_in_and_fan_out` takes it),
+/// weight drawn first.
+fn init_weight_and_bias(
+    shape: [usize; 4],
+    outputs: usize,
+    bias: bool,
+    dtype: DType,
+    rng: &mut Rng,
+) -> (Tensor, Option<Tensor>) {
+    let fan_in = shape[1] * shape[2] * shape[3];
+    let weight = init::torch_default(&shape, fan_in, dtype, rng).requires_grad_(true);
+    let bias = bias.then(|| init::torch_default(&[outputs], fan_in, dtype, rng).requires_grad_(true));
+    (weight, bias)
+}
+
 impl Conv2d {
     /// A layer with PyTorch's default initialisation, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` with
     /// `fan_in = Cin/groups * kh * kw` for the weight and the bias alike (weight drawn first).
@@ -51,10 +68,7 @@ impl Conv2d {
     ) -> Result<Self> {
         check_groups("Conv2d", inputs, outputs, options.groups)?;
         let cin_g = inputs / options.groups;
-        let fan_in = cin_g * kernel[0] * kernel[1];
-        let weight =
-            init::torch_default(&[outputs, cin_g, kernel[0], kernel[1]], fan_in, dtype, rng).requires_grad_(true);
-        let bias = bias.then(|| init::torch_default(&[outputs], fan_in, dtype, rng).requires_grad_(true));
+        let (weight, bias) = init_weight_and_bias([outputs, cin_g, kernel[0], kernel[1]], outputs, bias, dtype, rng);
         Ok(Conv2d { weight, bias, options })
     }
 }
@@ -107,10 +121,7 @@ impl ConvTranspose2d {
     ) -> Result<Self> {
         check_groups("ConvTranspose2d", inputs, outputs, options.groups)?;
         let cout_g = outputs / options.groups;
-        let fan_in = cout_g * kernel[0] * kernel[1];
-        let weight =
-            init::torch_default(&[inputs, cout_g, kernel[0], kernel[1]], fan_in, dtype, rng).requires_grad_(true);
-        let bias = bias.then(|| init::torch_default(&[outputs], fan_in, dtype, rng).requires_grad_(true));
+        let (weight, bias) = init_weight_and_bias([inputs, cout_g, kernel[0], kernel[1]], outputs, bias, dtype, rng);
         Ok(ConvTranspose2d { weight, bias, options })
     }
 }
