@@ -2,20 +2,12 @@
 //! Oracle: central differences of the forward pass itself (`jizen_tensor::gradcheck`).
 
 use jizen_nn::{batch_norm_train, layer_norm, BatchNorm2d, LayerNorm, Module};
-use jizen_tensor::gradcheck::GradCheck;
-use jizen_tensor::{DType, Result, Rng, Tensor};
+use jizen_tensor::gradcheck::assert_gradients as check;
+use jizen_tensor::{DType, Rng, Tensor};
 
 /// Normal values times `scale` plus `shift`, in f64.
 fn normal(shape: &[usize], seed: u64, scale: f64, shift: f64) -> Tensor {
     Tensor::randn(shape, DType::F64, &mut Rng::new(seed)).mul_scalar(scale).unwrap().add_scalar(shift).unwrap()
-}
-
-#[track_caller]
-fn check(name: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
-    match GradCheck::default().run(inputs, f) {
-        Ok(r) => println!("{name}: {} elements, max |analytic - numeric| = {:.2e}", r.checked, r.max_abs_error),
-        Err(e) => panic!("{name}: {e}"),
-    }
 }
 
 #[test]

@@ -95,3 +95,13 @@ impl GradCheck {
 pub fn check_gradients(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) -> Result<GradCheckReport> {
     GradCheck::default().run(inputs, f)
 }
+
+/// For tests: checks `f` at `inputs` with the default tolerances, prints what was checked
+/// (visible with `--nocapture`), and panics with `name` and the first mismatch on failure.
+#[track_caller]
+pub fn assert_gradients(name: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    match GradCheck::default().run(inputs, f) {
+        Ok(r) => println!("{name}: {} elements, max |analytic - numeric| = {:.2e}", r.checked, r.max_abs_error),
+        Err(e) => panic!("{name}: {e}"),
+    }
+}

@@ -4,10 +4,10 @@
 
 #![allow(clippy::cloned_ref_to_slice_refs)] // `&[x.clone()]` reads better than `from_ref` in a table of checks
 
-use jizen_tensor::gradcheck::GradCheck;
+use jizen_tensor::gradcheck::{assert_gradients as check, GradCheck};
 use jizen_tensor::{
     binary_cross_entropy_with_logits, cross_entropy, mse_loss, multi_margin_loss, nll_loss, ConvOptions,
-    CrossEntropyOptions, DType, Reduction, Result, Rng, Tensor,
+    CrossEntropyOptions, DType, Reduction, Rng, Tensor,
 };
 
 /// Uniform values in ±[0.1, 1.0] times `scale`: away from the kinks of relu/abs/max at 0.
@@ -43,14 +43,6 @@ fn distinct(shape: &[usize], seed: u64) -> Tensor {
 
 fn idx(v: &[i64], shape: &[usize]) -> Tensor {
     Tensor::from_vec(v.to_vec(), shape).unwrap()
-}
-
-#[track_caller]
-fn check(name: &str, inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
-    match GradCheck::default().run(inputs, f) {
-        Ok(r) => println!("{name}: {} elements, max |analytic - numeric| = {:.2e}", r.checked, r.max_abs_error),
-        Err(e) => panic!("{name}: {e}"),
-    }
 }
 
 // ------------------------------------------------------------------ unary primitives
