@@ -38,13 +38,15 @@ pub(crate) fn labelled_tensors(
     indices: &[usize],
     dtype: jizen_tensor::DType,
 ) -> jizen_tensor::Result<(jizen_tensor::Tensor, jizen_tensor::Tensor)> {
-    let mut x = Vec::with_capacity(indices.len() * d);
-    for &i in indices {
-        x.extend(pixels[i * d..(i + 1) * d].iter().map(|&p| p as f64 / max));
-    }
+    let values = indices.iter().flat_map(|&i| pixels[i * d..(i + 1) * d].iter());
+    // Batches are built every step: straight into the target dtype, no f64 detour for f32.
+    let x = match dtype {
+        jizen_tensor::DType::F32 => jizen_tensor::Tensor::from_vec(
+            values.map(|&p| (p as f64 / max) as f32).collect::<Vec<f32>>(),
+            &[indices.len(), d],
+        )?,
+        _ => jizen_tensor::Tensor::from_f64(values.map(|&p| p as f64 / max).collect(), &[indices.len(), d], dtype)?,
+    };
     let y = indices.iter().map(|&i| labels[i] as i64).collect();
-    Ok((
-        jizen_tensor::Tensor::from_f64(x, &[indices.len(), d], dtype)?,
-        jizen_tensor::Tensor::from_vec(y, &[indices.len()])?,
-    ))
+    Ok((x, jizen_tensor::Tensor::from_vec(y, &[indices.len()])?))
 }
