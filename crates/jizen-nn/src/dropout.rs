@@ -56,4 +56,8 @@ impl Module for Dropout {
     fn set_training(&self, training: bool) {
         self.training.store(training, Ordering::Relaxed);
     }
+
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &Mutex<Rng>)) {
+        f(prefix.to_string(), &self.rng);
+    }
 }

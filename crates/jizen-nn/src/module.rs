@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use jizen_tensor::{Error, Result, Tensor};
+use std::sync::Mutex;
+
+use jizen_tensor::{Error, Result, Rng, Tensor};
 
 /// A network or a layer. Parameters are leaf tensors that require gradients; they are visited
 /// with dotted names that follow the module tree, matching PyTorch's `state_dict` keys.
@@ -19,6 +21,11 @@ pub trait Module: Send + Sync {
 
     /// Switches between training and evaluation behaviour (dropout, batch norm). Default: no-op.
     fn set_training(&self, _training: bool) {}
+
+    /// Calls `f(name, generator)` for every random generator the module owns (dropout's mask
+    /// generator), so that a checkpoint can save and restore it and a resumed run draws the
+    /// same masks. Default: none.
+    fn visit_rngs(&self, _prefix: &str, _f: &mut dyn FnMut(String, &Mutex<Rng>)) {}
 
     /// All parameters with their names, in definition order.
     fn named_parameters(&self) -> Vec<(String, Tensor)> {

@@ -60,4 +60,11 @@ impl Module for Residual {
             p.set_training(training);
         }
     }
+
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &std::sync::Mutex<jizen_tensor::Rng>)) {
+        self.body.visit_rngs(&join(prefix, "body"), f);
+        if let Some(p) = &self.shortcut {
+            p.visit_rngs(&join(prefix, "shortcut"), f);
+        }
+    }
 }

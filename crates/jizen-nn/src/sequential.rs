@@ -23,6 +23,12 @@ impl Sequential {
         self
     }
 
+    /// Appends a boxed layer (builder style), for layers chosen at run time.
+    pub fn push_boxed(mut self, layer: Box<dyn Module>) -> Self {
+        self.layers.push(layer);
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.layers.len()
     }
@@ -56,6 +62,12 @@ impl Module for Sequential {
     fn set_training(&self, training: bool) {
         for layer in &self.layers {
             layer.set_training(training);
+        }
+    }
+
+    fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &std::sync::Mutex<Rng>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_rngs(&join(prefix, &i.to_string()), f);
         }
     }
 }

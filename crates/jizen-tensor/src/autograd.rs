@@ -253,3 +253,43 @@ pub fn grad(
     let mut grads = run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()))?;
     Ok(inputs.iter().map(|t| grads.remove(t)).collect())
 }
+
+/// What the recorded graph behind a tensor keeps alive, in bytes (see [`graph_memory`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GraphMemory {
+    /// Storage held for the backward pass by tensors that are not variables: activations,
+    /// inputs, masks and indices the backward rules need (the output itself included).
+    pub activation_bytes: usize,
+    /// Storage of the variables (parameters) the graph reaches.
+    pub parameter_bytes: usize,
+    /// Operations recorded.
+    pub ops: usize,
+}
+
+/// Measures the memory the backward pass of `root` would hold: every distinct storage buffer
+/// reachable through recorded operations (views of one buffer count once). Measured, not
+/// estimated: it walks the graph that the forward pass actually built.
+pub fn graph_memory(root: &Tensor) -> GraphMemory {
+    let mut seen_tensors: HashSet<TensorId> = HashSet::new();
+    let mut seen_storage: HashSet<usize> = HashSet::new();
+    let mut out = GraphMemory::default();
+    let mut stack = vec![root.clone()];
+    while let Some(t) = stack.pop() {
+        if !seen_tensors.insert(t.id()) {
+            continue;
+        }
+        let (storage, bytes) = t.storage_identity();
+        if seen_storage.insert(storage) {
+            if t.is_variable() {
+                out.parameter_bytes += bytes;
+            } else {
+                out.activation_bytes += bytes;
+            }
+        }
+        if let Some(op) = t.op() {
+            out.ops += 1;
+            stack.extend(op.inputs().into_iter().cloned());
+        }
+    }
+    out
+}

@@ -33,7 +33,7 @@ pub mod safetensors;
 pub mod storage;
 mod tensor;
 
-pub use autograd::{grad, is_grad_enabled, no_grad, Gradients, NoGradGuard};
+pub use autograd::{grad, graph_memory, is_grad_enabled, no_grad, Gradients, GraphMemory, NoGradGuard};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use functional::{

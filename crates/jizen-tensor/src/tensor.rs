@@ -108,6 +108,12 @@ impl Tensor {
         self.0.storage.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// An identity of the storage buffer (shared by all views of it) and its size in bytes.
+    pub(crate) fn storage_identity(&self) -> (usize, usize) {
+        let bytes = self.storage().len() * self.dtype().size_in_bytes();
+        (Arc::as_ptr(&self.0.storage) as *const () as usize, bytes)
+    }
+
     pub(crate) fn storage_mut(&self) -> RwLockWriteGuard<'_, Storage> {
         self.0.storage.write().unwrap_or_else(|e| e.into_inner())
     }

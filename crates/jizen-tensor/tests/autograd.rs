@@ -194,3 +194,20 @@ fn two_layer_mlp_learns_two_spirals() {
     println!("two spirals: training accuracy {:.1}%, final loss {last_loss:.4}", 100.0 * acc);
     assert!(acc >= 0.95, "training accuracy {acc} below 95% (loss {last_loss})");
 }
+
+#[test]
+fn graph_memory_counts_each_buffer_once() {
+    // y = relu(x @ w): x [4, 3] input, w [3, 2] variable, the matmul output and the relu output.
+    let x = Tensor::ones(&[4, 3], DType::F32);
+    let w = Tensor::ones(&[3, 2], DType::F32).requires_grad_(true);
+    let h = x.matmul(&w).unwrap();
+    let y = h.relu().unwrap();
+    let m = jizen_tensor::graph_memory(&y);
+    assert_eq!(m.parameter_bytes, 3 * 2 * 4);
+    assert_eq!(m.activation_bytes, (4 * 3 + 4 * 2 + 4 * 2) * 4);
+    assert_eq!(m.ops, 2);
+    // A view shares its buffer: counting it adds nothing.
+    let v = y.reshape(&[8]).unwrap().sum_all().unwrap();
+    let m2 = jizen_tensor::graph_memory(&v);
+    assert_eq!(m2.activation_bytes, m.activation_bytes + 4);
+}
