@@ -26,7 +26,8 @@ pub enum Split {
     Test,
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+/// Reads a file, gunzipping it when it starts with the gzip magic bytes.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::new(path, format!("cannot read: {e}")))?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();

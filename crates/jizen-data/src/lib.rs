@@ -1,16 +1,31 @@
 //! # jizen-data
 //!
 //! Data sets and formats: the 8×8 digit sets embedded in the binary for `jizen demo` (see
-//! `assets/README.md` for their origin, format and licences) and the IDX format of MNIST and
-//! Fashion-MNIST.
+//! `assets/README.md` for their origin, format and licences), the IDX format of MNIST and
+//! Fashion-MNIST, the binary CIFAR-10/100 files, numeric CSV tables, image folders, plain-text
+//! corpora for language models, image transforms, and the download of the public sets.
 
+pub mod cifar;
+pub mod csv;
 pub mod digits;
+pub mod download;
 pub mod idx;
+pub mod image_folder;
+pub mod images;
 pub mod loader;
+pub mod text;
+pub mod transforms;
 
+pub use cifar::{load_cifar, Cifar};
+pub use csv::{load_csv, CsvOptions, CsvSet, LabelColumn};
 pub use digits::Digits;
+pub use download::{get, GetOptions, GetReport};
 pub use idx::{load_mnist, ImageSet, Split};
+pub use image_folder::{load_image_folder, ImageFolderOptions};
+pub use images::{Image, ImageSource, Images};
 pub use loader::{Batches, DataLoader, Dataset, LoaderConfig};
+pub use text::{batchify, read_tokens, LmBatches, Tokens, Vocab};
+pub use transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform, Transformed};
 
 use std::path::PathBuf;
 
@@ -23,6 +38,7 @@ pub struct DataError {
 }
 
 impl DataError {
+    /// An error about the file (or folder) at `path`.
     pub fn new(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         DataError { path: path.into(), msg: msg.into() }
     }

@@ -22,6 +22,10 @@ pub trait Dataset: Send + Sync + 'static {
 
     /// Inputs and targets of the examples at `indices`, stacked along a new first dimension.
     fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)>;
+
+    /// Told the epoch before its batches are drawn, so random augmentation can depend on it
+    /// (and a resumed run sees the same augmented examples). Default: nothing.
+    fn set_epoch(&self, _epoch: u64) {}
 }
 
 impl Dataset for ImageSet {
