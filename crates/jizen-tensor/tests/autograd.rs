@@ -211,3 +211,12 @@ fn graph_memory_counts_each_buffer_once() {
     let m2 = jizen_tensor::graph_memory(&v);
     assert_eq!(m2.activation_bytes, m.activation_bytes + 4);
 }
+
+#[test]
+fn nan_propagates_through_relu_and_maximum_like_pytorch() {
+    let x = t64(&[f64::NAN, -1.0, 2.0], &[3]);
+    let r = x.relu().unwrap().to_vec::<f64>().unwrap();
+    assert!(r[0].is_nan() && r[1] == 0.0 && r[2] == 2.0, "{r:?}");
+    let m = x.maximum(&t64(&[0.0, 0.0, 0.0], &[3])).unwrap().to_vec::<f64>().unwrap();
+    assert!(m[0].is_nan(), "{m:?}");
+}

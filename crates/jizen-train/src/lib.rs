@@ -1,11 +1,28 @@
 //! # jizen-train
 //!
-//! Training loops, evaluation, checkpoints, and the experiments that measure what pre-training
-//! buys: [`headstart`] runs the demo's from-scratch against pre-trained comparison.
+//! Training, evaluation and prediction as separate pieces: a [`Trainer`] (epochs, schedules,
+//! metrics files, learning curves, checkpoints, early stopping, exact resume), an [`Evaluator`]
+//! (loss, accuracy, top-k, per-class accuracy, confusion matrix) and a [`Predictor`] (batched
+//! inference from a checkpoint). [`headstart`] runs the demo's from-scratch against pre-trained
+//! comparison.
 
+pub mod checkpoint;
+pub mod config;
+pub mod curves;
+pub mod evaluate;
 pub mod headstart;
+pub mod metrics;
 pub mod plot;
+pub mod predict;
 pub mod stats;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, CheckpointMeta};
+pub use config::{AugmentConfig, EarlyStopping, OptimizerConfig, ScheduleConfig, TrainConfig};
+pub use evaluate::{EvalReport, Evaluator, SharedDataset};
+pub use metrics::{MetricsLog, Record};
+pub use predict::{Prediction, Predictor};
+pub use trainer::{Callback, FitReport, Trainer};
 
 /// Errors of training and experiments.
 #[derive(Debug, thiserror::Error)]

@@ -172,6 +172,17 @@ impl ReduceOnPlateau {
         ReduceOnPlateau { config, best: f64::INFINITY, num_bad: 0, cooldown_counter: 0 }
     }
 
+    /// The detector's state: best metric so far, observations without improvement, and the
+    /// cooldown left (what a checkpoint saves).
+    pub fn state(&self) -> (f64, usize, usize) {
+        (self.best, self.num_bad, self.cooldown_counter)
+    }
+
+    /// A detector restored from [`ReduceOnPlateau::state`].
+    pub fn from_state(config: PlateauConfig, (best, num_bad, cooldown_counter): (f64, usize, usize)) -> Self {
+        ReduceOnPlateau { config, best, num_bad, cooldown_counter }
+    }
+
     /// Records one metric value; returns whether the rate should be cut now.
     pub fn observe(&mut self, metric: f64) -> bool {
         let c = self.config;

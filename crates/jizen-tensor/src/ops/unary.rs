@@ -34,7 +34,8 @@ fn kernel<T: Float + StorageElement>(op: UnaryOp, x: &[T], l: &crate::Layout) ->
         UnaryOp::Sqrt => map1(x, l, |v: T| v.sqrt()),
         UnaryOp::Abs => map1(x, l, |v: T| v.abs()),
         UnaryOp::Tanh => map1(x, l, |v: T| v.tanh()),
-        UnaryOp::Relu => map1(x, l, |v: T| if v > T::zero() { v } else { T::zero() }),
+        // `<=` keeps NaN (as PyTorch does), so a diverged activation is not silently zeroed.
+        UnaryOp::Relu => map1(x, l, |v: T| if v <= T::zero() { T::zero() } else { v }),
         UnaryOp::Erf => map1(x, l, |v: T| v.erf()),
     }
 }
