@@ -1,11 +1,14 @@
-//! `jizen`: pre-train, fine-tune, and measure the head start.
+//! `jizen`: pre-train, fine-tune, and measure the head start; train, evaluate and predict.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod data;
+mod datasets;
 mod demo;
+mod train;
 
 #[derive(Parser)]
 #[command(name = "jizen", version, about = "A deep-learning engine in Rust: pre-train once, fine-tune ahead")]
@@ -29,12 +32,40 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Train a classifier: metrics, learning curves, checkpoints, early stopping, exact resume.
+    #[command(after_help = "Examples:\n  \
+        jizen train --model mlp --data digits --epochs 5 --out runs/digits\n  \
+        jizen train --model cnn --data mnist --epochs 5 --out runs/mnist-cnn\n  \
+        jizen train --model cnn --data fashion-mnist --optimizer adamw --lr 3e-3 --schedule onecycle --augment-crop 2\n  \
+        jizen train --model my-net.toml --data mnist --config train.toml\n  \
+        jizen train --out runs/mnist-cnn --resume        # continue from the newest checkpoint\n\n\
+        Data sets are read from --data-dir, else $JIZEN_DATA/NAME, else data/NAME (see `jizen data get`).")]
+    Train(Box<train::TrainArgs>),
+    /// Evaluate a checkpoint: loss, accuracy, top-k, per-class accuracy, confusion matrix.
+    #[command(after_help = "Examples:\n  jizen eval runs/mnist-cnn/best.safetensors\n  \
+        jizen eval runs/mnist-cnn/final.safetensors --split val --json val.json")]
+    Eval(train::EvalArgs),
+    /// Predict with a checkpoint: labels, probabilities and top-k classes, as CSV.
+    #[command(after_help = "Examples:\n  jizen predict runs/mnist-cnn/best.safetensors --limit 10\n  \
+        jizen predict runs/mnist-cnn/best.safetensors --top-k 5 --out predictions.csv")]
+    Predict(train::PredictArgs),
+    /// Layers, parameters, FLOPs and the activation memory training holds per sample.
+    #[command(after_help = "Examples:\n  jizen summary cnn\n  jizen summary resnet-cifar --input 3,32,32\n  \
+        jizen summary my-net.toml\n  jizen summary runs/mnist-cnn/final.safetensors")]
+    Summary(train::SummaryArgs),
+    /// Download and verify a public data set (mnist, fashion-mnist, cifar10, ptb).
+    Data(data::DataArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Demo { out, seeds, quick } => demo::run(&out, seeds, quick),
+        Command::Train(args) => train::train(&args),
+        Command::Eval(args) => train::eval(&args),
+        Command::Predict(args) => train::predict(&args),
+        Command::Summary(args) => train::summary(&args),
+        Command::Data(args) => data::run(&args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

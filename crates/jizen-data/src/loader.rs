@@ -166,3 +166,55 @@ impl Iterator for Batches {
         }
     }
 }
+
+/// The examples of a data set at `indices`, in that order (a validation hold-out, a subsample).
+pub struct Subset {
+    dataset: Arc<dyn Dataset>,
+    indices: Vec<usize>,
+}
+
+impl Subset {
+    /// The examples of `dataset` at `indices`; an index past the end is an error.
+    pub fn new(dataset: Arc<dyn Dataset>, indices: Vec<usize>) -> Result<Subset> {
+        let n = dataset.len();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+            return Err(jizen_tensor::Error::invalid(
+                "Subset",
+                format!("index {bad} is out of range for {n} examples"),
+            ));
+        }
+        Ok(Subset { dataset, indices })
+    }
+}
+
+impl Dataset for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        let mapped: Vec<usize> = indices.iter().map(|&i| self.indices[i]).collect();
+        self.dataset.batch(&mapped)
+    }
+
+    fn set_epoch(&self, epoch: u64) {
+        self.dataset.set_epoch(epoch)
+    }
+}
+
+/// Splits `0..n` into a training part and a held-out part of `held_out` examples, by a seeded
+/// permutation (both parts sorted, so reading them stays sequential).
+pub fn holdout_split(n: usize, held_out: usize, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if held_out >= n {
+        return Err(jizen_tensor::Error::invalid(
+            "holdout_split",
+            format!("cannot hold out {held_out} of {n} examples"),
+        ));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    Rng::new(seed ^ 0x5EED_0F4E_1D00_0075).shuffle(&mut order);
+    let (mut held, mut rest) = (order[..held_out].to_vec(), order[held_out..].to_vec());
+    held.sort_unstable();
+    rest.sort_unstable();
+    Ok((rest, held))
+}

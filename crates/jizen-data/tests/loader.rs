@@ -79,3 +79,24 @@ fn digits_are_a_dataset() {
     let (x, y) = loader.epoch(0, 0).next().unwrap().unwrap();
     assert_eq!((x.shape(), y.shape()), (&[100, 64][..], &[100][..]));
 }
+
+#[test]
+fn subsets_and_holdout_splits_partition_the_data() {
+    use jizen_data::{holdout_split, Subset};
+    let (train, held) = holdout_split(100, 20, 3).unwrap();
+    assert_eq!((train.len(), held.len()), (80, 20));
+    let mut all: Vec<usize> = train.iter().chain(&held).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+    assert_eq!(holdout_split(100, 20, 3).unwrap(), (train, held.clone()));
+    assert!(holdout_split(10, 10, 0).is_err());
+
+    let digits: std::sync::Arc<dyn Dataset> = std::sync::Arc::new(jizen_data::Digits::uci8x8());
+    let sub = Subset::new(digits.clone(), held.clone()).unwrap();
+    assert_eq!(sub.len(), 20);
+    let (x, y) = sub.batch(&[0, 1]).unwrap();
+    let (x2, y2) = digits.batch(&held[..2]).unwrap();
+    assert_eq!(x.to_vec::<f32>().unwrap(), x2.to_vec::<f32>().unwrap());
+    assert_eq!(y.to_vec::<i64>().unwrap(), y2.to_vec::<i64>().unwrap());
+    assert!(Subset::new(digits, vec![5000]).is_err());
+}

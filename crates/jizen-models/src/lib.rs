@@ -32,4 +32,4 @@ mod summary;
 
 pub use build::{LayerInfo, Model};
 pub use spec::{zoo, Layer, ModelSpec, ZOO};
-pub use summary::Summary;
+pub use summary::{thousands, Summary};

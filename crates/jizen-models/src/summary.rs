@@ -56,8 +56,8 @@ impl Summary {
     }
 }
 
-/// `1234567` → `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
+/// A count with thousands separators: `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

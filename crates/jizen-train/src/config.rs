@@ -233,6 +233,8 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Training augmentation.
     pub augment: AugmentConfig,
+    /// Examples held out of the training set for validation (`None`: the data set's default).
+    pub val: Option<usize>,
     /// Write a training log line every this many steps.
     pub log_every: u64,
     /// Save a checkpoint every this many steps (besides the end of each epoch); 0: epochs only.
@@ -257,6 +259,7 @@ impl Default for TrainConfig {
             clip_grad_norm: None,
             label_smoothing: 0.0,
             augment: AugmentConfig::default(),
+            val: None,
             log_every: 50,
             checkpoint_every: 0,
             keep_checkpoints: 2,

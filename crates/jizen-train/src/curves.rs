@@ -84,7 +84,13 @@ where
         .x_label_area_size(36)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))?;
-    chart.configure_mesh().x_desc("step").label_style(("sans-serif", 12)).light_line_style(WHITE.mix(0.0)).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{}", x.round() as i64))
+        .label_style(("sans-serif", 12))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
     chart
         .draw_series(LineSeries::new(train, TRAIN.stroke_width(2)))?
         .label("train")

@@ -1,0 +1,466 @@
+//! `jizen train`, `jizen eval`, `jizen predict` and `jizen summary`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use jizen_models::{zoo, Model, ModelSpec, Summary, ZOO};
+use jizen_train::{
+    metrics::read_records, AugmentConfig, Checkpoint, EarlyStopping, Evaluator, OptimizerConfig, Predictor,
+    ScheduleConfig, TrainConfig, Trainer,
+};
+
+use crate::datasets::{self, Which};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Arguments of `jizen train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A zoo model (mlp, cnn, lenet5, resnet-cifar) or a model TOML file.
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<String>,
+    /// The data set: mnist, fashion-mnist, cifar10, digits, mnist8x8, a .csv file or an image folder.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<String>,
+    /// Where the data set's files are (default: $JIZEN_DATA/NAME, else data/NAME).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The run directory: metrics, curves and checkpoints go here.
+    #[arg(long, default_value = "runs/train")]
+    out: PathBuf,
+    /// A training config TOML file; the flags below override its values.
+    #[arg(long, conflicts_with = "resume")]
+    config: Option<PathBuf>,
+    /// Continue a run: from this checkpoint, or (without a value) from the newest one in --out.
+    /// Model, data and settings come from the checkpoint.
+    #[arg(long, num_args = 0..=1, default_missing_value = "latest", value_name = "CHECKPOINT")]
+    resume: Option<String>,
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// sgd, adam, adamw or rmsprop.
+    #[arg(long)]
+    optimizer: Option<String>,
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// Momentum of SGD and RMSprop.
+    #[arg(long)]
+    momentum: Option<f64>,
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// constant, cosine, onecycle, step or plateau.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Warm-up steps of the cosine schedule.
+    #[arg(long)]
+    warmup_steps: Option<usize>,
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
+    #[arg(long)]
+    label_smoothing: Option<f64>,
+    /// Random crops after zero padding by this many pixels.
+    #[arg(long)]
+    augment_crop: Option<usize>,
+    /// Random horizontal flips.
+    #[arg(long)]
+    augment_flip: bool,
+    /// Validation examples held out of the training set (default 5,000 for the 60k sets).
+    #[arg(long, conflicts_with = "resume")]
+    val: Option<usize>,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long)]
+    early_stopping: Option<u64>,
+    /// Save a checkpoint every this many steps, besides each epoch's end.
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    /// Whether any flag that shapes a run was given (they cannot change a resumed run).
+    fn has_run_settings(&self) -> bool {
+        self.model.is_some()
+            || self.data.is_some()
+            || self.epochs.is_some()
+            || self.max_steps.is_some()
+            || self.batch_size.is_some()
+            || self.optimizer.is_some()
+            || self.lr.is_some()
+            || self.momentum.is_some()
+            || self.nesterov
+            || self.weight_decay.is_some()
+            || self.schedule.is_some()
+            || self.warmup_steps.is_some()
+            || self.clip_grad_norm.is_some()
+            || self.label_smoothing.is_some()
+            || self.augment_crop.is_some()
+            || self.augment_flip
+            || self.early_stopping.is_some()
+            || self.checkpoint_every.is_some()
+            || self.seed.is_some()
+    }
+}
+
+/// Arguments of `jizen eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A checkpoint written by `jizen train`.
+    checkpoint: PathBuf,
+    /// The data set (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "test")]
+    split: Which,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Also write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Arguments of `jizen predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A checkpoint written by `jizen train`.
+    checkpoint: PathBuf,
+    /// The data set (default: the one the checkpoint was trained on).
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "test")]
+    split: Which,
+    /// Predict only the first N examples.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 3)]
+    top_k: usize,
+    /// Write the predictions as CSV here (default: print them).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `jizen summary`.
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// A zoo model, a model TOML file, or a checkpoint (.safetensors).
+    model: String,
+    /// Per-sample input shape, e.g. 1,28,28 (zoo models only).
+    #[arg(long, value_delimiter = ',', default_value = "1,28,28")]
+    input: Vec<usize>,
+    /// Number of classes (zoo models only).
+    #[arg(long, default_value_t = 10)]
+    classes: usize,
+}
+
+/// A model spec from a zoo name or a TOML file.
+fn model_spec(model: &str, input: &[usize], classes: usize) -> Result<ModelSpec> {
+    if model.ends_with(".toml") {
+        let text = std::fs::read_to_string(model).map_err(|e| format!("{model}: {e}"))?;
+        return Ok(ModelSpec::from_toml(&text).map_err(|e| format!("{model}: {e}"))?);
+    }
+    if !ZOO.contains(&model) {
+        return Err(format!("unknown model {model:?}: the zoo has {}, or give a .toml file", ZOO.join(", ")).into());
+    }
+    Ok(zoo(model, input, classes)?)
+}
+
+fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
+    let mut c = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    if let Some(v) = a.epochs {
+        c.epochs = v;
+    }
+    c.max_steps = a.max_steps.or(c.max_steps);
+    if let Some(v) = a.batch_size {
+        c.batch_size = v;
+    }
+    if let Some(v) = a.seed {
+        c.seed = v;
+    }
+    if let Some(name) = &a.optimizer {
+        let lr = a.lr.unwrap_or(c.optimizer.lr());
+        c.optimizer = match name.as_str() {
+            "sgd" => OptimizerConfig::Sgd { lr, momentum: 0.0, nesterov: false, weight_decay: 0.0 },
+            "adam" => OptimizerConfig::Adam { lr, weight_decay: 0.0 },
+            "adamw" => OptimizerConfig::Adamw { lr, weight_decay: 0.01 },
+            "rmsprop" => OptimizerConfig::Rmsprop { lr, momentum: 0.0, weight_decay: 0.0 },
+            other => return Err(format!("unknown optimizer {other:?}: use sgd, adam, adamw or rmsprop").into()),
+        };
+    }
+    match &mut c.optimizer {
+        OptimizerConfig::Sgd { lr, momentum, nesterov, weight_decay } => {
+            *lr = a.lr.unwrap_or(*lr);
+            *momentum = a.momentum.unwrap_or(*momentum);
+            *nesterov |= a.nesterov;
+            *weight_decay = a.weight_decay.unwrap_or(*weight_decay);
+        }
+        OptimizerConfig::Rmsprop { lr, momentum, weight_decay } => {
+            *lr = a.lr.unwrap_or(*lr);
+            *momentum = a.momentum.unwrap_or(*momentum);
+            *weight_decay = a.weight_decay.unwrap_or(*weight_decay);
+        }
+        OptimizerConfig::Adam { lr, weight_decay } | OptimizerConfig::Adamw { lr, weight_decay } => {
+            *lr = a.lr.unwrap_or(*lr);
+            *weight_decay = a.weight_decay.unwrap_or(*weight_decay);
+        }
+    }
+    if let Some(s) = &a.schedule {
+        c.schedule = match s.as_str() {
+            "constant" => ScheduleConfig::Constant,
+            "cosine" => ScheduleConfig::Cosine { warmup_steps: a.warmup_steps.unwrap_or(0), min_lr: 0.0 },
+            "onecycle" => ScheduleConfig::OneCycle { pct_start: 0.3 },
+            "step" => ScheduleConfig::Step { step_size: 1000, gamma: 0.5 },
+            "plateau" => ScheduleConfig::Plateau { factor: 0.1, patience: 2 },
+            other => {
+                return Err(
+                    format!("unknown schedule {other:?}: use constant, cosine, onecycle, step or plateau").into()
+                )
+            }
+        };
+    }
+    c.clip_grad_norm = a.clip_grad_norm.or(c.clip_grad_norm);
+    if let Some(v) = a.label_smoothing {
+        c.label_smoothing = v;
+    }
+    if a.augment_crop.is_some() || a.augment_flip {
+        c.augment = AugmentConfig {
+            crop_padding: a.augment_crop.unwrap_or(c.augment.crop_padding),
+            hflip: a.augment_flip || c.augment.hflip,
+        };
+    }
+    c.val = a.val.or(c.val);
+    if let Some(p) = a.early_stopping {
+        c.early_stopping = Some(EarlyStopping { patience: p, min_delta: 0.0 });
+    }
+    if let Some(v) = a.checkpoint_every {
+        c.checkpoint_every = v;
+    }
+    c.progress = !a.quiet;
+    c.validate()?;
+    Ok(c)
+}
+
+/// `jizen train`.
+pub fn train(a: &TrainArgs) -> Result<()> {
+    let (spec, config, data_name, resume_from) = match &a.resume {
+        Some(path) => {
+            if a.has_run_settings() {
+                return Err("with --resume the model, data and settings come from the checkpoint; \
+                            drop the other training flags (start a new --out to change them)"
+                    .into());
+            }
+            let path = if path == "latest" {
+                jizen_train::checkpoint::list_steps(&a.out.join("checkpoints"))
+                    .pop()
+                    .map(|(_, p)| p)
+                    .ok_or_else(|| format!("{}: no checkpoint to resume from in checkpoints/", a.out.display()))?
+            } else {
+                PathBuf::from(path)
+            };
+            let ck = Checkpoint::load(&path)?;
+            let meta = ck.meta(&path)?;
+            let missing = || format!("{}: the checkpoint does not record its model, config and data", path.display());
+            let spec = meta.model.clone().ok_or_else(missing)?;
+            let config = meta.train.clone().ok_or_else(missing)?;
+            let data = meta.data.clone().ok_or_else(missing)?;
+            if meta.finished {
+                return Err(format!("{}: that run has finished; nothing to resume", path.display()).into());
+            }
+            println!("jizen train: resuming {} at step {} (epoch {})", path.display(), meta.step, meta.epoch + 1);
+            (spec, config, data, Some(path))
+        }
+        None => {
+            let config = train_config(a)?;
+            let data = a.data.clone().expect("clap requires --data without --resume");
+            (ModelSpec { name: String::new(), input: vec![], layers: vec![] }, config, data, None)
+        }
+    };
+    let data = datasets::open(&data_name, a.data_dir.as_deref(), config.val, config.seed, &config.augment)?;
+    let spec = match &a.model {
+        Some(m) if resume_from.is_none() => model_spec(m, &data.input, data.classes)?,
+        _ => spec,
+    };
+    let model = Model::build(&spec, jizen_tensor::DType::F32, config.seed)?;
+    println!(
+        "jizen train: {} ({} parameters) on {} ({} train, {} val, {} test), {} epochs, batch {}, {} threads",
+        spec.name,
+        model.num_parameters_string(),
+        data.name,
+        data.train.len(),
+        data.val.as_ref().map_or(0, |v| v.len()),
+        data.test.len(),
+        config.epochs,
+        config.batch_size,
+        jizen_tensor::num_threads()
+    );
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::write(a.out.join("config.toml"), toml_of(&config)?).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::write(a.out.join("model.toml"), spec.to_toml()?).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let mut trainer = Trainer::new(config, &a.out)?.data_name(data.name.clone()).callback(Printer);
+    let report = trainer.fit(&model, data.train.clone(), data.val.clone(), resume_from.as_deref())?;
+    let test = Evaluator::default().evaluate(&model, data.test.clone())?;
+    std::fs::write(a.out.join("test.json"), serde_json::to_string_pretty(&test)?)?;
+    println!("\ntest set: {}", test.to_text());
+    println!(
+        "trained {} steps in {:.1} s{}; test accuracy {:.2}%",
+        report.steps,
+        report.elapsed_s,
+        if report.stopped_early { " (stopped early)" } else { "" },
+        100.0 * test.accuracy
+    );
+    for target in [0.98, 0.99, 0.993] {
+        if let Some(r) =
+            read_records(&a.out.join("metrics.jsonl"))?.iter().find(|r| r.split == "val" && r.accuracy >= target)
+        {
+            println!(
+                "  validation accuracy first reached {:.1}% after {:.1} s (epoch {})",
+                100.0 * target,
+                r.elapsed_s,
+                r.epoch + 1
+            );
+        }
+    }
+    println!(
+        "wrote {0}/final.safetensors, {0}/best.safetensors, {0}/metrics.jsonl, {0}/metrics.csv, {0}/curves.svg, {0}/curves.png, {0}/test.json",
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn toml_of(c: &TrainConfig) -> Result<String> {
+    Ok(toml::to_string(c).map_err(|e| e.to_string())?)
+}
+
+/// Prints each validation record as it comes.
+struct Printer;
+
+impl jizen_train::Callback for Printer {
+    fn on_record(&mut self, r: &jizen_train::Record) {
+        if r.split == "val" {
+            println!(
+                "epoch {:>3}  step {:>7}  val loss {:.4}  val accuracy {:.2}%  lr {:.2e}  {:.1} s",
+                r.epoch + 1,
+                r.step,
+                r.loss,
+                100.0 * r.accuracy,
+                r.lr,
+                r.elapsed_s
+            );
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+/// The model, data set and checkpoint behind `eval` and `predict`.
+fn open_for_inference(
+    checkpoint: &Path,
+    data: &Option<String>,
+    data_dir: &Option<PathBuf>,
+) -> Result<(Predictor, datasets::Data)> {
+    let predictor = Predictor::from_checkpoint(checkpoint)?;
+    let ck = Checkpoint::load(checkpoint)?;
+    let meta = ck.meta(checkpoint)?;
+    let name =
+        data.clone().or_else(|| meta.data.clone()).ok_or("the checkpoint does not name its data; pass --data")?;
+    let seed = meta.train.as_ref().map_or(0, |t| t.seed);
+    let data = datasets::open(&name, data_dir.as_deref(), None, seed, &AugmentConfig::default())?;
+    predictor.model().check_input_shape(&data.input)?;
+    Ok((predictor, data))
+}
+
+/// `jizen eval`.
+pub fn eval(a: &EvalArgs) -> Result<()> {
+    let (predictor, data) = open_for_inference(&a.checkpoint, &a.data, &a.data_dir)?;
+    let split = data.split(a.split)?;
+    let report = Evaluator { batch_size: 512, top_k: a.top_k.max(1) }.evaluate(predictor.model(), split)?;
+    println!("{} on {} ({:?} split)\n{}", a.checkpoint.display(), data.name, a.split, report.to_text());
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `jizen predict`.
+pub fn predict(a: &PredictArgs) -> Result<()> {
+    let (predictor, data) = open_for_inference(&a.checkpoint, &a.data, &a.data_dir)?;
+    let mut split = data.split(a.split)?;
+    if let Some(n) = a.limit {
+        let n = n.min(split.len());
+        split = std::sync::Arc::new(jizen_data::Subset::new(split, (0..n).collect())?);
+    }
+    let labels = split.batch(&(0..split.len()).collect::<Vec<_>>())?.1.to_vec::<i64>()?;
+    let predictions = predictor.predict_dataset(split, a.top_k.max(1))?;
+    let mut csv = String::from("index,label,predicted,probability,top_k\n");
+    for (i, (p, l)) in predictions.iter().zip(&labels).enumerate() {
+        let top: Vec<String> = p.top_k.iter().map(|(c, q)| format!("{c}:{q:.4}")).collect();
+        csv += &format!("{i},{l},{},{:.6},{}\n", p.label, p.probabilities[p.label], top.join(" "));
+    }
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
+            println!("wrote {} predictions to {}", predictions.len(), path.display());
+        }
+        None => print!("{csv}"),
+    }
+    Ok(())
+}
+
+/// `jizen summary`.
+pub fn summary(a: &SummaryArgs) -> Result<()> {
+    let spec = if a.model.ends_with(".safetensors") {
+        let path = Path::new(&a.model);
+        let ck = Checkpoint::load(path)?;
+        ck.meta(path)?
+            .model
+            .clone()
+            .ok_or_else(|| format!("{}: the checkpoint does not record its model", path.display()))?
+    } else {
+        model_spec(&a.model, &a.input, a.classes)?
+    };
+    let model = Model::build(&spec, jizen_tensor::DType::F32, 0)?;
+    println!("{}", Summary::of(&model)?);
+    Ok(())
+}
+
+trait ModelExt {
+    fn num_parameters_string(&self) -> String;
+    fn check_input_shape(&self, input: &[usize]) -> Result<()>;
+}
+
+impl ModelExt for Model {
+    fn num_parameters_string(&self) -> String {
+        use jizen_nn::Module;
+        jizen_models::thousands(self.num_parameters() as u64)
+    }
+
+    fn check_input_shape(&self, input: &[usize]) -> Result<()> {
+        if self.spec().input != input {
+            return Err(format!(
+                "the model takes samples of shape {:?} but the data has {:?} (a checkpoint for another data set?)",
+                self.spec().input,
+                input
+            )
+            .into());
+        }
+        Ok(())
+    }
+}

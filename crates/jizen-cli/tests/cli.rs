@@ -1,0 +1,180 @@
+//! The `jizen` binary end to end on the embedded digit sets: a run killed with SIGKILL and
+//! resumed ends with the same weights as one that never stopped, and bad input exits non-zero
+//! with one clear line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn jizen() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jizen"));
+    // Bitwise equality holds for one thread count; fix it for every run of the test.
+    c.env("JIZEN_THREADS", "2");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    jizen().args(args).output().expect("the jizen binary runs")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("jizen-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The model tensors of a checkpoint, as raw bytes by name.
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = jizen_tensor::safetensors::load(path)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let bytes = match t.dtype() {
+                jizen_tensor::DType::I64 => t.to_vec::<i64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                jizen_tensor::DType::F64 => t.to_vec::<f64>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+                _ => t.to_vec::<f32>().unwrap().iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
+            (k, bytes)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+const TRAIN: [&str; 14] = [
+    "train",
+    "--model",
+    "cnn",
+    "--data",
+    "mnist8x8",
+    "--epochs",
+    "3",
+    "--val",
+    "1000",
+    "--checkpoint-every",
+    "40",
+    "--quiet",
+    "--seed",
+    "3",
+];
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_bits() {
+    let whole = tmp("whole");
+    let o = jizen().args(TRAIN).arg("--out").arg(&whole).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let killed = tmp("killed");
+    let mut child =
+        jizen().args(TRAIN).arg("--out").arg(&killed).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    let checkpoints = killed.join("checkpoints");
+    loop {
+        let steps = jizen_train::checkpoint::list_steps(&checkpoints);
+        if steps.last().is_some_and(|(s, _)| *s >= 120) {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(start.elapsed() < Duration::from_secs(300), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run must still be going when it is killed");
+    child.kill().unwrap(); // SIGKILL on Unix: no chance to clean up
+    child.wait().unwrap();
+    assert!(!killed.join("final.safetensors").exists(), "the killed run must not have finished");
+
+    let o = run(&["train", "--out", killed.to_str().unwrap(), "--resume", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resuming"));
+    let (a, b) = (tensors(&whole.join("final.safetensors")), tensors(&killed.join("final.safetensors")));
+    assert_eq!(a.len(), b.len());
+    for ((ka, va), (kb, vb)) in a.iter().zip(&b) {
+        assert_eq!(ka, kb);
+        assert!(va == vb, "{ka} differs after resuming");
+    }
+    std::fs::remove_dir_all(&whole).ok();
+    std::fs::remove_dir_all(&killed).ok();
+}
+
+#[test]
+fn eval_predict_and_summary_work_on_a_trained_checkpoint() {
+    let out = tmp("eval");
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = out.join("final.safetensors");
+    let o = run(&["eval", ck.to_str().unwrap(), "--top-k", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("examples 359") && text.contains("top-3") && text.contains("confusion"), "{text}");
+
+    let csv = out.join("p.csv");
+    let o = run(&["predict", ck.to_str().unwrap(), "--limit", "5", "--out", csv.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = std::fs::read_to_string(&csv).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0], "index,label,predicted,probability,top_k");
+
+    let o = run(&["summary", ck.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("activations held for backward"));
+    let o = run(&["summary", "resnet-cifar", "--input", "3,32,32"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("parameters: 272,474"));
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_one_clear_line() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["train", "--model", "vgg", "--data", "digits"], "unknown model \"vgg\""),
+        (
+            &["train", "--model", "cnn", "--data", "mnist", "--data-dir", "/nonexistent/mnist"],
+            "no data at /nonexistent/mnist",
+        ),
+        (&["train", "--model", "cnn", "--data", "digits", "--lr", "-1"], "learning rate must be positive"),
+        (&["train", "--model", "cnn", "--data", "imagenet"], "unknown data set \"imagenet\""),
+        (&["eval", "/nonexistent/ck.safetensors"], "/nonexistent/ck.safetensors: no such checkpoint file"),
+        (&["summary", "cnn", "--input", "784"], "needs a [C, H, W] input"),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert!(err.starts_with("jizen: error: ") && err.contains(want), "{args:?}: {err}");
+    }
+    // A checkpoint trained on 1×8×8 images does not take 4-feature rows.
+    let out = tmp("mismatch");
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = out.join("four.csv");
+    std::fs::write(&csv, "a,b,c,d,label\n1,2,3,4,0\n5,6,7,8,1\n1,1,1,1,0\n2,2,2,2,1\n3,3,3,3,0\n").unwrap();
+    let o = run(&["eval", out.join("final.safetensors").to_str().unwrap(), "--data", csv.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("takes samples of shape [1, 8, 8] but the data has [4]"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&out).ok();
+}
