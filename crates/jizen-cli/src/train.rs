@@ -328,8 +328,9 @@ pub fn train(a: &TrainArgs) -> Result<()> {
         100.0 * test.accuracy
     );
     for target in [0.98, 0.99, 0.993] {
-        if let Some(r) =
-            read_records(&a.out.join("metrics.jsonl"))?.iter().find(|r| r.split == "val" && r.accuracy >= target)
+        if let Some(r) = read_records(&a.out.join("metrics.jsonl"))?
+            .iter()
+            .find(|r| r.split == "val" && r.accuracy.is_some_and(|a| a >= target))
         {
             println!(
                 "  validation accuracy first reached {:.1}% after {:.1} s (epoch {})",
@@ -356,12 +357,12 @@ struct Printer;
 impl jizen_train::Callback for Printer {
     fn on_record(&mut self, r: &jizen_train::Record) {
         if r.split == "val" {
+            let accuracy = r.accuracy.map_or(String::new(), |a| format!("  val accuracy {:.2}%", 100.0 * a));
             println!(
-                "epoch {:>3}  step {:>7}  val loss {:.4}  val accuracy {:.2}%  lr {:.2e}  {:.1} s",
+                "epoch {:>3}  step {:>7}  val loss {:.4}{accuracy}  lr {:.2e}  {:.1} s",
                 r.epoch + 1,
                 r.step,
                 r.loss,
-                100.0 * r.accuracy,
                 r.lr,
                 r.elapsed_s
             );

@@ -112,6 +112,10 @@ impl Module for Model {
     fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &Mutex<Rng>)) {
         self.net.visit_rngs(prefix, f)
     }
+
+    fn set_training_where(&self, prefix: &str, select: &dyn Fn(&str) -> bool, training: bool) {
+        self.net.set_training_where(prefix, select, training)
+    }
 }
 
 fn join(prefix: &str, name: &str) -> String {

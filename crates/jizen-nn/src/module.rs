@@ -22,6 +22,16 @@ pub trait Module: Send + Sync {
     /// Switches between training and evaluation behaviour (dropout, batch norm). Default: no-op.
     fn set_training(&self, _training: bool) {}
 
+    /// Sets the training mode of the modules named `prefix` (or below it) that `select`
+    /// accepts: containers pass the question on to their children under their dotted names;
+    /// a leaf answers for itself. Fine-tuning uses it to keep frozen batch-norm layers in
+    /// inference mode while the rest trains.
+    fn set_training_where(&self, prefix: &str, select: &dyn Fn(&str) -> bool, training: bool) {
+        if select(prefix) {
+            self.set_training(training);
+        }
+    }
+
     /// Calls `f(name, generator)` for every random generator the module owns (dropout's mask
     /// generator), so that a checkpoint can save and restore it and a resumed run draws the
     /// same masks. Default: none.

@@ -61,6 +61,13 @@ impl Module for Residual {
         }
     }
 
+    fn set_training_where(&self, prefix: &str, select: &dyn Fn(&str) -> bool, training: bool) {
+        self.body.set_training_where(&join(prefix, "body"), select, training);
+        if let Some(p) = &self.shortcut {
+            p.set_training_where(&join(prefix, "shortcut"), select, training);
+        }
+    }
+
     fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &std::sync::Mutex<jizen_tensor::Rng>)) {
         self.body.visit_rngs(&join(prefix, "body"), f);
         if let Some(p) = &self.shortcut {

@@ -65,6 +65,12 @@ impl Module for Sequential {
         }
     }
 
+    fn set_training_where(&self, prefix: &str, select: &dyn Fn(&str) -> bool, training: bool) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.set_training_where(&join(prefix, &i.to_string()), select, training);
+        }
+    }
+
     fn visit_rngs(&self, prefix: &str, f: &mut dyn FnMut(String, &std::sync::Mutex<Rng>)) {
         for (i, layer) in self.layers.iter().enumerate() {
             layer.visit_rngs(&join(prefix, &i.to_string()), f);

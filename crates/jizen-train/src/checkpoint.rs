@@ -54,6 +54,68 @@ pub struct CheckpointMeta {
     pub best: Option<(f64, u64)>,
     /// The latest metrics (`val_accuracy`, `train_loss`, ...).
     pub metrics: BTreeMap<String, f64>,
+    /// Where the starting weights came from (`None`: a random initialisation from the seed).
+    #[serde(default)]
+    pub lineage: Option<Lineage>,
+}
+
+/// One ancestor of a checkpoint: the run that produced the weights a later run started from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ancestor {
+    /// The checkpoint file as it was named when loaded.
+    pub path: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// What it was trained on.
+    pub data: Option<String>,
+    /// The training objective (`supervised`, `autoencoder`, `denoising-autoencoder`).
+    pub objective: String,
+    /// The model's name.
+    pub model: Option<String>,
+    /// Optimizer steps it had taken.
+    pub step: u64,
+    /// The seed of the random initialisation (for the first ancestor) or of its run.
+    pub seed: Option<u64>,
+}
+
+/// How a run's starting weights were obtained: the parent checkpoint, the manifest used to load
+/// it and what loading did, and the parent's own ancestors, so the chain back to the first random
+/// initialisation survives even when older files are gone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The checkpoint loaded, newest ancestor first, then its ancestors.
+    pub ancestors: Vec<Ancestor>,
+    /// The transfer manifest used to load the parent.
+    pub manifest: Option<crate::transfer::TransferManifest>,
+    /// What loading did with every key.
+    pub load_report: Option<crate::transfer::TransferReport>,
+}
+
+impl Lineage {
+    /// The lineage of a run that starts from the checkpoint at `path` (already read as `ck`).
+    pub fn from_parent(
+        path: &Path,
+        ck: &Checkpoint,
+        manifest: crate::transfer::TransferManifest,
+        load_report: crate::transfer::TransferReport,
+    ) -> Result<Lineage> {
+        use sha2::Digest;
+        let bytes = std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+        let sha256: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let meta = ck.meta.clone().unwrap_or_default();
+        let me = Ancestor {
+            path: path.display().to_string(),
+            sha256,
+            data: meta.data.clone(),
+            objective: meta.train.as_ref().map_or_else(|| "unknown (weights only)".to_string(), |t| t.objective.name()),
+            model: meta.model.as_ref().map(|m| m.name.clone()),
+            step: meta.step,
+            seed: meta.train.as_ref().map(|t| t.seed),
+        };
+        let mut ancestors = vec![me];
+        ancestors.extend(meta.lineage.map(|l| l.ancestors).unwrap_or_default());
+        Ok(Lineage { ancestors, manifest: Some(manifest), load_report: Some(load_report) })
+    }
 }
 
 impl CheckpointMeta {

@@ -200,6 +200,33 @@ impl AugmentConfig {
     }
 }
 
+/// What the network learns to do.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Objective {
+    /// Classify: cross-entropy on the logits against the integer labels.
+    #[default]
+    Supervised,
+    /// Reconstruct the (flattened) input from itself: the mean squared error; with `noise`, that
+    /// fraction of the input's values is zeroed first (masking noise: a denoising autoencoder).
+    Autoencoder {
+        /// Fraction of input values set to zero (0: a plain autoencoder).
+        #[serde(default)]
+        noise: f64,
+    },
+}
+
+impl Objective {
+    /// `supervised`, `autoencoder` or `denoising-autoencoder`.
+    pub fn name(&self) -> String {
+        match self {
+            Objective::Supervised => "supervised".into(),
+            Objective::Autoencoder { noise } if *noise > 0.0 => format!("denoising-autoencoder (noise {noise})"),
+            Objective::Autoencoder { .. } => "autoencoder".into(),
+        }
+    }
+}
+
 /// Stop when the validation accuracy has not improved by `min_delta` for `patience` epochs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,6 +256,8 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// Clip the global gradient norm to this value.
     pub clip_grad_norm: Option<f64>,
+    /// What the network learns.
+    pub objective: Objective,
     /// Label smoothing of the cross-entropy.
     pub label_smoothing: f64,
     /// Training augmentation.
@@ -257,6 +286,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerConfig::Adam { lr: 1e-3, weight_decay: 0.0 },
             schedule: ScheduleConfig::Constant,
             clip_grad_norm: None,
+            objective: Objective::Supervised,
             label_smoothing: 0.0,
             augment: AugmentConfig::default(),
             val: None,
@@ -296,6 +326,11 @@ impl TrainConfig {
         }
         if self.clip_grad_norm.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return bad("clip_grad_norm must be positive");
+        }
+        if let Objective::Autoencoder { noise } = self.objective {
+            if !(0.0..1.0).contains(&noise) {
+                return bad("the autoencoder's noise must be in [0, 1)");
+            }
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1");

@@ -56,7 +56,7 @@ where
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
     panel(&panels[0], records, "loss", |r| r.loss)?;
-    panel(&panels[1], records, "accuracy (%)", |r| 100.0 * r.accuracy)?;
+    panel(&panels[1], records, "accuracy (%)", |r| r.accuracy.map_or(f64::NAN, |a| 100.0 * a))?;
     root.present()?;
     Ok(())
 }
@@ -74,6 +74,10 @@ where
         records.iter().filter(|r| r.split == split && value(r).is_finite()).map(|r| (r.step as f64, value(r))).collect()
     };
     let (train, val) = (series("train"), series("val"));
+    if train.is_empty() && val.is_empty() {
+        area.titled(&format!("{what}: not measured by this objective"), ("sans-serif", 14))?;
+        return Ok(());
+    }
     let all = train.iter().chain(&val);
     let x_max = all.clone().map(|p| p.0).fold(1.0, f64::max);
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));

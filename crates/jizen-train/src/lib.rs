@@ -16,13 +16,16 @@ pub mod plot;
 pub mod predict;
 pub mod stats;
 pub mod trainer;
+pub mod transfer;
 
+pub use checkpoint::{Ancestor, Lineage};
 pub use checkpoint::{Checkpoint, CheckpointMeta};
-pub use config::{AugmentConfig, EarlyStopping, OptimizerConfig, ScheduleConfig, TrainConfig};
+pub use config::{AugmentConfig, EarlyStopping, Objective, OptimizerConfig, ScheduleConfig, TrainConfig};
 pub use evaluate::{EvalReport, Evaluator, SharedDataset};
 pub use metrics::{MetricsLog, Record};
 pub use predict::{Prediction, Predictor};
 pub use trainer::{Callback, FitReport, Trainer};
+pub use transfer::{OnShapeMismatch, Stages, TransferManifest, TransferReport};
 
 /// Errors of training and experiments.
 #[derive(Debug, thiserror::Error)]

@@ -20,8 +20,8 @@ pub struct Record {
     pub split: String,
     /// Mean loss.
     pub loss: f64,
-    /// Accuracy in [0, 1].
-    pub accuracy: f64,
+    /// Accuracy in [0, 1] (`None` for objectives without one, such as reconstruction).
+    pub accuracy: Option<f64>,
     /// Learning rate of the first parameter group.
     pub lr: f64,
     /// Global gradient norm before clipping (mean over the steps), train records only.
@@ -92,7 +92,7 @@ fn csv_line(r: &Record) -> String {
         r.epoch,
         r.split,
         r.loss,
-        r.accuracy,
+        opt(r.accuracy),
         r.lr,
         opt(r.grad_norm),
         opt(r.examples_per_s),

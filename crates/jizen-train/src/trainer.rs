@@ -22,13 +22,14 @@ use std::time::Instant;
 
 use jizen_data::{DataLoader, Dataset, LoaderConfig};
 use jizen_models::Model;
-use jizen_nn::{clip_grad_norm, Module, Optimizer, ReduceOnPlateau};
+use jizen_nn::{clip_grad_norm, Module, Optimizer, ParamGroup, ReduceOnPlateau, Schedule};
 use jizen_tensor::{cross_entropy, CrossEntropyOptions, Tensor};
 
 use crate::checkpoint::{list_steps, step_path, Checkpoint, CheckpointMeta};
-use crate::config::TrainConfig;
+use crate::config::{Objective, TrainConfig};
 use crate::evaluate::{EvalReport, Evaluator, SharedDataset};
 use crate::metrics::{MetricsLog, Record};
+use crate::transfer::{Stages, TransferManifest};
 use crate::{curves, Error, Result};
 
 /// Hooks into a run. Every method has a default that does nothing.
@@ -66,6 +67,8 @@ pub struct Trainer {
     out: PathBuf,
     data_name: Option<String>,
     callbacks: Vec<Box<dyn Callback>>,
+    transfer: Option<TransferManifest>,
+    lineage: Option<crate::checkpoint::Lineage>,
 }
 
 /// Where the loop stands; saved in every checkpoint.
@@ -92,7 +95,20 @@ impl Trainer {
     /// A trainer writing into `out` (created if needed).
     pub fn new(config: TrainConfig, out: impl Into<PathBuf>) -> Result<Trainer> {
         config.validate()?;
-        Ok(Trainer { config, out: out.into(), data_name: None, callbacks: Vec::new() })
+        Ok(Trainer { config, out: out.into(), data_name: None, callbacks: Vec::new(), transfer: None, lineage: None })
+    }
+
+    /// Trains as a fine-tuning run: the manifest's frozen parts, learning-rate multipliers and
+    /// stages apply (its loading rules were applied before, by [`TransferManifest::load`]).
+    pub fn transfer(mut self, manifest: TransferManifest) -> Self {
+        self.transfer = Some(manifest);
+        self
+    }
+
+    /// Where the model came from, recorded in every checkpoint of the run.
+    pub fn lineage(mut self, lineage: crate::checkpoint::Lineage) -> Self {
+        self.lineage = Some(lineage);
+        self
     }
 
     /// Records what the model is trained on in its checkpoints.
@@ -130,8 +146,6 @@ impl Trainer {
         std::fs::create_dir_all(self.checkpoint_dir())
             .map_err(|e| Error::Io { path: self.checkpoint_dir(), source: e })?;
         let params = model.parameters();
-        let mut opt = c.optimizer.build_for(params.clone());
-        let base_lrs = opt.group_lrs();
         let loader_config =
             LoaderConfig { batch_size: c.batch_size, shuffle: true, drop_last: false, seed: c.seed, prefetch: 2 };
         let train_data = SharedDataset(train);
@@ -143,6 +157,11 @@ impl Trainer {
         let total_steps = c.max_steps.map_or(c.epochs * steps_per_epoch, |m| m.min(c.epochs.max(1) * steps_per_epoch));
         let schedule = c.schedule.step_schedule(total_steps as usize);
         let mut plateau = c.schedule.plateau().map(ReduceOnPlateau::new);
+        let plan = ParamPlan::new(model, self.transfer.as_ref(), c.optimizer.lr(), steps_per_epoch)?;
+        if plateau.is_some() && plan.warms_up() {
+            return Err(Error::Msg("staged warm-up needs a step schedule (constant, cosine, ...), not plateau".into()));
+        }
+        let mut opt = c.optimizer.build(plan.param_groups());
 
         let mut at = Progress { step: 0, epoch: 0, batch_in_epoch: 0, best: None, elapsed_before: 0.0 };
         if let Some(path) = resume {
@@ -156,7 +175,7 @@ impl Trainer {
         let mut stopped_early = false;
 
         while at.epoch < c.epochs.max(1) && at.step < total_steps {
-            model.set_training(true);
+            plan.enter_epoch(model, at.epoch)?;
             train_data.set_epoch(at.epoch);
             let bar = self.progress_bar(steps_per_epoch, at.batch_in_epoch, at.epoch);
             let mut window = Window::default();
@@ -164,14 +183,10 @@ impl Trainer {
                 if at.step >= total_steps {
                     break;
                 }
-                if let Some(s) = &schedule {
-                    s.apply(opt.as_mut(), at.step as usize, &base_lrs)?;
-                }
+                plan.set_lrs(opt.as_mut(), at.step, schedule.as_deref())?;
                 let (x, y) = batch?;
                 opt.zero_grad();
-                let logits = model.forward(&x)?;
-                let options = CrossEntropyOptions { label_smoothing: c.label_smoothing, ..Default::default() };
-                let loss = cross_entropy(&logits, &y, options)?;
+                let (loss, hits) = objective_loss(model, &c, &x, &y, at.step)?;
                 let loss_value = loss.item()?;
                 if !loss_value.is_finite() {
                     return Err(self.non_finite(loss_value, at.step, at.epoch, last_finite));
@@ -180,7 +195,7 @@ impl Trainer {
                 loss.backward()?;
                 let norm = clip_grad_norm(&params, c.clip_grad_norm.unwrap_or(f64::INFINITY))?;
                 opt.step()?;
-                window.add(loss_value, norm, correct(&logits, &y)?, y.shape()[0] as u64);
+                window.add(loss_value, norm, hits, y.shape()[0] as u64);
                 at.step += 1;
                 at.batch_in_epoch += 1;
                 if let Some(b) = &bar {
@@ -206,13 +221,16 @@ impl Trainer {
             // The epoch is complete: validate, adapt, and checkpoint.
             let mut stop = false;
             if let Some(val) = &val {
-                let report = Evaluator { batch_size: 512, top_k: 5 }.evaluate(model, val.clone())?;
+                let report = match c.objective {
+                    Objective::Supervised => Evaluator { batch_size: 512, top_k: 5 }.evaluate(model, val.clone())?,
+                    Objective::Autoencoder { .. } => reconstruction_report(model, val.clone())?,
+                };
                 let record = Record {
                     step: at.step,
                     epoch: at.epoch,
                     split: "val".into(),
                     loss: report.loss,
-                    accuracy: report.accuracy,
+                    accuracy: (!report.accuracy.is_nan()).then_some(report.accuracy),
                     lr: opt.lr(),
                     grad_norm: None,
                     examples_per_s: None,
@@ -222,11 +240,11 @@ impl Trainer {
                 if let Some(p) = &mut plateau {
                     p.step(report.loss, opt.as_mut())?;
                 }
-                if at
-                    .best
-                    .is_none_or(|(b, _)| report.accuracy > b + c.early_stopping.as_ref().map_or(0.0, |e| e.min_delta))
-                {
-                    at.best = Some((report.accuracy, at.epoch));
+                // Higher is better: accuracy, or minus the loss of a reconstruction.
+                let score = if report.accuracy.is_nan() { -report.loss } else { report.accuracy };
+                let min_delta = c.early_stopping.as_ref().map_or(0.0, |e| e.min_delta);
+                if at.best.is_none_or(|(b, _)| score > b + min_delta) {
+                    at.best = Some((score, at.epoch));
                     let meta = self.meta(&at, opt.as_ref(), &plateau, elapsed(&at), false, model);
                     Checkpoint::capture(model, Some(opt.as_ref()), meta).save(&self.out.join("best.safetensors"))?;
                 }
@@ -339,6 +357,7 @@ impl Trainer {
         meta.plateau = plateau.as_ref().map(|p| p.state());
         meta.best = at.best;
         meta.metrics.insert("elapsed_s".into(), elapsed);
+        meta.lineage = self.lineage.clone();
         if let Some((acc, _)) = at.best {
             meta.metrics.insert("best_val_accuracy".into(), acc);
         }
@@ -373,7 +392,7 @@ impl Trainer {
             epoch: at.epoch,
             split: "train".into(),
             loss: w.loss / w.steps as f64,
-            accuracy: w.correct as f64 / w.examples as f64,
+            accuracy: (self.config.objective == Objective::Supervised).then(|| w.correct as f64 / w.examples as f64),
             lr,
             grad_norm: Some(w.grad_norm / w.steps as f64),
             examples_per_s: (seconds > 0.0).then(|| w.examples as f64 / seconds),
@@ -444,9 +463,190 @@ impl Window {
     }
 }
 
+/// The loss of one batch under the run's objective, and how many examples were classified
+/// right (0 for a reconstruction).
+fn objective_loss(model: &Model, c: &TrainConfig, x: &Tensor, y: &Tensor, step: u64) -> Result<(Tensor, u64)> {
+    match c.objective {
+        Objective::Supervised => {
+            let logits = model.forward(x)?;
+            let options = CrossEntropyOptions { label_smoothing: c.label_smoothing, ..Default::default() };
+            Ok((cross_entropy(&logits, y, options)?, correct(&logits, y)?))
+        }
+        Objective::Autoencoder { noise } => {
+            let input = if noise > 0.0 {
+                // Masking noise from a generator seeded by the step, so a resumed run draws the same.
+                let mut rng = jizen_tensor::Rng::new(c.seed ^ step.wrapping_mul(0xA076_1D64_78BD_642F));
+                let keep = jizen_tensor::dropout_mask(x.shape(), noise, x.dtype(), &mut rng).mul_scalar(1.0 - noise)?;
+                x.mul(&keep)?
+            } else {
+                x.clone()
+            };
+            let recon = model.forward(&input)?;
+            Ok((reconstruction_loss(&recon, x)?, 0))
+        }
+    }
+}
+
+/// Mean squared error between a reconstruction `[N, D]` and its flattened input.
+fn reconstruction_loss(recon: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let target = x.flatten(1, -1)?;
+    let recon = recon.flatten(1, -1)?;
+    if recon.shape() != target.shape() {
+        return Err(Error::Msg(format!(
+            "an autoencoder must output as many values as its input has: output {:?}, input {:?}",
+            recon.shape(),
+            target.shape()
+        )));
+    }
+    Ok(jizen_tensor::mse_loss(&recon, &target, jizen_tensor::Reduction::Mean)?)
+}
+
+/// A validation report for a reconstruction objective: the mean loss, no accuracy (NaN).
+fn reconstruction_report(model: &Model, data: Arc<dyn Dataset>) -> Result<EvalReport> {
+    let config = LoaderConfig { batch_size: 512, shuffle: false, drop_last: false, seed: 0, prefetch: 2 };
+    let loader = DataLoader::new(Arc::new(SharedDataset(data)), config)?;
+    model.set_training(false);
+    let (mut sum, mut n) = (0.0, 0usize);
+    for batch in loader.epoch(0, 0) {
+        let (x, _) = batch?;
+        let loss = jizen_tensor::no_grad(|| -> Result<Tensor> { reconstruction_loss(&model.forward(&x)?, &x) })?;
+        sum += loss.item()? * x.shape()[0] as f64;
+        n += x.shape()[0];
+    }
+    Ok(EvalReport {
+        examples: n,
+        loss: sum / n.max(1) as f64,
+        accuracy: f64::NAN,
+        top_k: 0,
+        top_k_accuracy: f64::NAN,
+        per_class_accuracy: vec![],
+        confusion: vec![],
+    })
+}
+
 /// How many rows of `logits` have their largest score at the target.
 fn correct(logits: &Tensor, y: &Tensor) -> Result<u64> {
     let predicted = logits.detach().argmax(-1, false)?.to_vec::<i64>()?;
     let labels = y.to_vec::<i64>()?;
     Ok(predicted.iter().zip(&labels).filter(|(p, l)| p == l).count() as u64)
+}
+
+/// How a run's parameters train: one optimizer group per top-level block and learning-rate
+/// multiplier, frozen parameters left out, and (with stages) blocks joining from the top.
+struct ParamPlan {
+    groups: Vec<PlanGroup>,
+    /// Names of parameters frozen for the whole run.
+    frozen: Vec<String>,
+    stages: Option<Stages>,
+    steps_per_epoch: u64,
+}
+
+struct PlanGroup {
+    /// 0 for the last block (the head), counting up towards the input.
+    rank: usize,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    base_lr: f64,
+}
+
+impl ParamPlan {
+    fn new(model: &Model, manifest: Option<&TransferManifest>, lr: f64, steps_per_epoch: u64) -> Result<ParamPlan> {
+        let named = model.named_parameters();
+        let block = |name: &str| name.split('.').next().unwrap_or("").to_string();
+        let mut blocks: Vec<String> = Vec::new();
+        for (n, _) in &named {
+            if !blocks.contains(&block(n)) {
+                blocks.push(block(n));
+            }
+        }
+        let mut plan = ParamPlan {
+            groups: vec![],
+            frozen: vec![],
+            stages: manifest.and_then(|m| m.stages.clone()),
+            steps_per_epoch,
+        };
+        for (name, p) in named {
+            if manifest.is_some_and(|m| m.is_frozen(&name)) {
+                plan.frozen.push(name);
+                continue;
+            }
+            let rank = blocks.len() - 1 - blocks.iter().position(|b| *b == block(&name)).expect("listed");
+            let base_lr = lr * manifest.map_or(1.0, |m| m.lr_mult_of(&name));
+            match plan.groups.iter_mut().find(|g| g.rank == rank && g.base_lr == base_lr) {
+                Some(g) => {
+                    g.names.push(name);
+                    g.params.push(p);
+                }
+                None => plan.groups.push(PlanGroup { rank, names: vec![name], params: vec![p], base_lr }),
+            }
+        }
+        if plan.groups.is_empty() {
+            return Err(Error::Msg("every parameter is frozen: nothing to train".into()));
+        }
+        Ok(plan)
+    }
+
+    fn param_groups(&self) -> Vec<ParamGroup> {
+        self.groups
+            .iter()
+            .map(|g| ParamGroup { params: g.params.clone(), lr: Some(g.base_lr), weight_decay: None })
+            .collect()
+    }
+
+    /// The epoch from which the block of `rank` trains.
+    fn join_epoch(&self, rank: usize) -> u64 {
+        match &self.stages {
+            None => 0,
+            Some(_) if rank == 0 => 0,
+            Some(s) => s.probe_epochs + s.unfreeze_every * (rank as u64 - 1),
+        }
+    }
+
+    fn warms_up(&self) -> bool {
+        self.stages.as_ref().is_some_and(|s| s.warmup_steps > 0)
+    }
+
+    /// Freezes what does not train in `epoch` (no gradient, batch norm in inference mode) and
+    /// puts the rest in training mode.
+    fn enter_epoch(&self, model: &Model, epoch: u64) -> Result<()> {
+        let mut frozen: Vec<&String> = self.frozen.iter().collect();
+        for g in &self.groups {
+            let active = self.join_epoch(g.rank) <= epoch;
+            for p in &g.params {
+                p.set_requires_grad(active)?;
+            }
+            if !active {
+                frozen.extend(&g.names);
+            }
+        }
+        for (name, p) in model.named_parameters() {
+            if self.frozen.contains(&name) {
+                p.set_requires_grad(false)?;
+            }
+        }
+        model.set_training(true);
+        // The Keras rule: a frozen batch-norm layer keeps its statistics and runs as at inference.
+        let owns_frozen = |module: &str| {
+            frozen.iter().any(|n| n.strip_prefix(module).is_some_and(|r| r.starts_with('.') && !r[1..].contains('.')))
+        };
+        model.set_training_where("", &owns_frozen, false);
+        Ok(())
+    }
+
+    /// Sets each group's learning rate for `step`: the schedule at the group's base rate, times
+    /// the warm-up of a block that joined late.
+    fn set_lrs(&self, opt: &mut dyn Optimizer, step: u64, schedule: Option<&dyn Schedule>) -> Result<()> {
+        if schedule.is_none() && !self.warms_up() {
+            return Ok(());
+        }
+        for (i, g) in self.groups.iter().enumerate() {
+            let mut lr = schedule.map_or(g.base_lr, |s| s.lr(step as usize, g.base_lr));
+            let join = self.join_epoch(g.rank) * self.steps_per_epoch;
+            if let Some(s) = self.stages.as_ref().filter(|s| s.warmup_steps > 0 && join > 0) {
+                lr *= ((step.saturating_sub(join) + 1) as f64 / s.warmup_steps as f64).min(1.0);
+            }
+            opt.set_group_lr(i, lr)?;
+        }
+        Ok(())
+    }
 }
