@@ -9,6 +9,7 @@ mod data;
 mod datasets;
 mod demo;
 mod train;
+mod transfer;
 
 #[derive(Parser)]
 #[command(name = "jizen", version, about = "A deep-learning engine in Rust: pre-train once, fine-tune ahead")]
@@ -53,6 +54,25 @@ enum Command {
     #[command(after_help = "Examples:\n  jizen summary cnn\n  jizen summary resnet-cifar --input 3,32,32\n  \
         jizen summary my-net.toml\n  jizen summary runs/mnist-cnn/final.safetensors")]
     Summary(train::SummaryArgs),
+    /// Pre-train a network: supervised on a source task, or as a (denoising) autoencoder.
+    #[command(after_help = "Examples:\n  \
+        jizen pretrain --model cnn --data mnist8x8 --epochs 5 --out runs/pre\n  \
+        jizen pretrain --objective denoising --noise 0.3 --model mlp --data mnist --epochs 10 --out runs/dae\n\n\
+        The checkpoint records the data, the objective and the seed; `jizen finetune --from` starts from it.")]
+    Pretrain(Box<transfer::PretrainArgs>),
+    /// Fine-tune from a checkpoint: remap keys, new head, freeze, per-part learning rates, stages.
+    #[command(after_help = "Examples:\n  \
+        jizen finetune --from runs/pre/final.safetensors --data digits --epochs 5\n  \
+        jizen finetune --from runs/dae/final.safetensors --data mnist --labels-per-class 100 --max-steps 500\n  \
+        jizen finetune --from pre.safetensors --data digits --freeze '0.*' --lr-mult '3.*=0.1'\n  \
+        jizen finetune --from pre.safetensors --data digits --probe-epochs 1 --unfreeze-every 1 --join-warmup 50\n  \
+        jizen finetune --from other.safetensors --data digits --model cnn --manifest transfer.toml\n\n\
+        The load report (loaded, re-initialised, skipped, missing, unexpected, mismatched keys) is printed\n\
+        and written to load_report.json; the lineage goes into every checkpoint (see `jizen info`).")]
+    Finetune(Box<transfer::FinetuneArgs>),
+    /// What a checkpoint holds and where its weights came from, back to the random initialisation.
+    #[command(after_help = "Examples:\n  jizen info runs/finetune/final.safetensors")]
+    Info(transfer::InfoArgs),
     /// Download and verify a public data set (mnist, fashion-mnist, cifar10, ptb).
     Data(data::DataArgs),
 }
@@ -65,6 +85,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => train::eval(&args),
         Command::Predict(args) => train::predict(&args),
         Command::Summary(args) => train::summary(&args),
+        Command::Pretrain(args) => transfer::pretrain(&args),
+        Command::Finetune(args) => transfer::finetune(&args),
+        Command::Info(args) => transfer::info(&args),
         Command::Data(args) => data::run(&args).map_err(Into::into),
     };
     match result {

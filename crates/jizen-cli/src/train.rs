@@ -36,6 +36,14 @@ pub struct TrainArgs {
     /// Model, data and settings come from the checkpoint.
     #[arg(long, num_args = 0..=1, default_missing_value = "latest", value_name = "CHECKPOINT")]
     resume: Option<String>,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// The settings of a training run, shared by `train`, `pretrain` and `finetune`; they override
+/// the values of a `--config` file.
+#[derive(Args)]
+pub struct RunFlags {
     #[arg(long)]
     epochs: Option<u64>,
     /// Stop after this many optimizer steps.
@@ -72,8 +80,11 @@ pub struct TrainArgs {
     #[arg(long)]
     augment_flip: bool,
     /// Validation examples held out of the training set (default 5,000 for the 60k sets).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     val: Option<usize>,
+    /// Train on this many labelled examples per class (a label budget).
+    #[arg(long)]
+    labels_per_class: Option<usize>,
     /// Stop after this many epochs without a better validation accuracy.
     #[arg(long)]
     early_stopping: Option<u64>,
@@ -87,12 +98,10 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-impl TrainArgs {
+impl RunFlags {
     /// Whether any flag that shapes a run was given (they cannot change a resumed run).
     fn has_run_settings(&self) -> bool {
-        self.model.is_some()
-            || self.data.is_some()
-            || self.epochs.is_some()
+        self.epochs.is_some()
             || self.max_steps.is_some()
             || self.batch_size.is_some()
             || self.optimizer.is_some()
@@ -109,6 +118,8 @@ impl TrainArgs {
             || self.early_stopping.is_some()
             || self.checkpoint_every.is_some()
             || self.seed.is_some()
+            || self.val.is_some()
+            || self.labels_per_class.is_some()
     }
 }
 
@@ -167,7 +178,7 @@ pub struct SummaryArgs {
 }
 
 /// A model spec from a zoo name or a TOML file.
-fn model_spec(model: &str, input: &[usize], classes: usize) -> Result<ModelSpec> {
+pub fn model_spec(model: &str, input: &[usize], classes: usize) -> Result<ModelSpec> {
     if model.ends_with(".toml") {
         let text = std::fs::read_to_string(model).map_err(|e| format!("{model}: {e}"))?;
         return Ok(ModelSpec::from_toml(&text).map_err(|e| format!("{model}: {e}"))?);
@@ -178,8 +189,8 @@ fn model_spec(model: &str, input: &[usize], classes: usize) -> Result<ModelSpec>
     Ok(zoo(model, input, classes)?)
 }
 
-fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
-    let mut c = match &a.config {
+pub fn train_config(a: &RunFlags, config: &Option<PathBuf>) -> Result<TrainConfig> {
+    let mut c = match config {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
             TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?
@@ -248,6 +259,7 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
         };
     }
     c.val = a.val.or(c.val);
+    c.labels_per_class = a.labels_per_class.or(c.labels_per_class);
     if let Some(p) = a.early_stopping {
         c.early_stopping = Some(EarlyStopping { patience: p, min_delta: 0.0 });
     }
@@ -261,90 +273,143 @@ fn train_config(a: &TrainArgs) -> Result<TrainConfig> {
 
 /// `jizen train`.
 pub fn train(a: &TrainArgs) -> Result<()> {
-    let (spec, config, data_name, resume_from) = match &a.resume {
+    match &a.resume {
         Some(path) => {
-            if a.has_run_settings() {
+            if a.model.is_some() || a.data.is_some() || a.run.has_run_settings() {
                 return Err("with --resume the model, data and settings come from the checkpoint; \
                             drop the other training flags (start a new --out to change them)"
                     .into());
             }
-            let path = if path == "latest" {
-                jizen_train::checkpoint::list_steps(&a.out.join("checkpoints"))
-                    .pop()
-                    .map(|(_, p)| p)
-                    .ok_or_else(|| format!("{}: no checkpoint to resume from in checkpoints/", a.out.display()))?
-            } else {
-                PathBuf::from(path)
-            };
-            let ck = Checkpoint::load(&path)?;
-            let meta = ck.meta(&path)?;
-            let missing = || format!("{}: the checkpoint does not record its model, config and data", path.display());
-            let spec = meta.model.clone().ok_or_else(missing)?;
-            let config = meta.train.clone().ok_or_else(missing)?;
-            let data = meta.data.clone().ok_or_else(missing)?;
-            if meta.finished {
-                return Err(format!("{}: that run has finished; nothing to resume", path.display()).into());
-            }
-            println!("jizen train: resuming {} at step {} (epoch {})", path.display(), meta.step, meta.epoch + 1);
-            (spec, config, data, Some(path))
+            resume(&a.out, path, a.data_dir.clone())
         }
         None => {
-            let config = train_config(a)?;
-            let data = a.data.clone().expect("clap requires --data without --resume");
-            (ModelSpec { name: String::new(), input: vec![], layers: vec![] }, config, data, None)
-        }
-    };
-    let data = datasets::open(&data_name, a.data_dir.as_deref(), config.val, config.seed, &config.augment)?;
-    let spec = match &a.model {
-        Some(m) if resume_from.is_none() => model_spec(m, &data.input, data.classes)?,
-        _ => spec,
-    };
-    let model = Model::build(&spec, jizen_tensor::DType::F32, config.seed)?;
-    println!(
-        "jizen train: {} ({} parameters) on {} ({} train, {} val, {} test), {} epochs, batch {}, {} threads",
-        spec.name,
-        model.num_parameters_string(),
-        data.name,
-        data.train.len(),
-        data.val.as_ref().map_or(0, |v| v.len()),
-        data.test.len(),
-        config.epochs,
-        config.batch_size,
-        jizen_tensor::num_threads()
-    );
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    std::fs::write(a.out.join("config.toml"), toml_of(&config)?).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    std::fs::write(a.out.join("model.toml"), spec.to_toml()?).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let mut trainer = Trainer::new(config, &a.out)?.data_name(data.name.clone()).callback(Printer);
-    let report = trainer.fit(&model, data.train.clone(), data.val.clone(), resume_from.as_deref())?;
-    let test = Evaluator::default().evaluate(&model, data.test.clone())?;
-    std::fs::write(a.out.join("test.json"), serde_json::to_string_pretty(&test)?)?;
-    println!("\ntest set: {}", test.to_text());
-    println!(
-        "trained {} steps in {:.1} s{}; test accuracy {:.2}%",
-        report.steps,
-        report.elapsed_s,
-        if report.stopped_early { " (stopped early)" } else { "" },
-        100.0 * test.accuracy
-    );
-    for target in [0.98, 0.99, 0.993] {
-        if let Some(r) = read_records(&a.out.join("metrics.jsonl"))?
-            .iter()
-            .find(|r| r.split == "val" && r.accuracy.is_some_and(|a| a >= target))
-        {
-            println!(
-                "  validation accuracy first reached {:.1}% after {:.1} s (epoch {})",
-                100.0 * target,
-                r.elapsed_s,
-                r.epoch + 1
-            );
+            let config = train_config(&a.run, &a.config)?;
+            let name = a.data.clone().expect("clap requires --data without --resume");
+            let data = datasets::open_for_run(&name, a.data_dir.as_deref(), &config)?;
+            let model = a.model.as_deref().expect("clap requires --model without --resume");
+            let spec = model_spec(model, &data.input, data.classes)?;
+            Job { command: "train", spec, config, data, out: a.out.clone(), resume: None, start: None }.run()
         }
     }
-    println!(
-        "wrote {0}/final.safetensors, {0}/best.safetensors, {0}/metrics.jsonl, {0}/metrics.csv, {0}/curves.svg, {0}/curves.png, {0}/test.json",
-        a.out.display()
-    );
-    Ok(())
+}
+
+/// Continues the run in `out` from `path` (`latest`: its newest periodic checkpoint).
+pub fn resume(out: &Path, path: &str, data_dir: Option<PathBuf>) -> Result<()> {
+    let path = if path == "latest" {
+        jizen_train::checkpoint::list_steps(&out.join("checkpoints"))
+            .pop()
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("{}: no checkpoint to resume from in checkpoints/", out.display()))?
+    } else {
+        PathBuf::from(path)
+    };
+    let ck = Checkpoint::load(&path)?;
+    let meta = ck.meta(&path)?;
+    let missing = || format!("{}: the checkpoint does not record its model, config and data", path.display());
+    let spec = meta.model.clone().ok_or_else(missing)?;
+    let config = meta.train.clone().ok_or_else(missing)?;
+    let name = meta.data.clone().ok_or_else(missing)?;
+    if meta.finished {
+        return Err(format!("{}: that run has finished; nothing to resume", path.display()).into());
+    }
+    println!("jizen: resuming {} at step {} (epoch {})", path.display(), meta.step, meta.epoch + 1);
+    let data = datasets::open_for_run(&name, data_dir.as_deref(), &config)?;
+    // A fine-tuning run keeps its freezing and stages; its weights come from the checkpoint.
+    let start = meta.lineage.clone().map(|lineage| Start { parent: None, lineage });
+    Job { command: "resume", spec, config, data, out: out.to_path_buf(), resume: Some(path), start }.run()
+}
+
+/// Where a fine-tuning run's weights come from.
+pub struct Start {
+    /// The parent checkpoint's model tensors and the manifest that loads them (`None` when
+    /// resuming: the run's own checkpoint has the weights).
+    pub parent: Option<std::collections::BTreeMap<String, jizen_tensor::Tensor>>,
+    /// The lineage written into the run's checkpoints (its manifest drives freezing).
+    pub lineage: jizen_train::Lineage,
+}
+
+/// One training run from the command line: build, (load,) train, test, report.
+pub struct Job {
+    pub command: &'static str,
+    pub spec: ModelSpec,
+    pub config: TrainConfig,
+    pub data: datasets::Data,
+    pub out: PathBuf,
+    pub resume: Option<PathBuf>,
+    pub start: Option<Start>,
+}
+
+impl Job {
+    pub fn run(self) -> Result<()> {
+        let Job { command, spec, config, data, out, resume, start } = self;
+        let model = Model::build(&spec, jizen_tensor::DType::F32, config.seed)?;
+        println!(
+            "jizen {command}: {} ({} parameters) on {} ({} train, {} val, {} test), {}, {} epochs, batch {}, {} threads",
+            spec.name,
+            model.num_parameters_string(),
+            data.name,
+            data.train.len(),
+            data.val.as_ref().map_or(0, |v| v.len()),
+            data.test.len(),
+            config.objective.name(),
+            config.epochs,
+            config.batch_size,
+            jizen_tensor::num_threads()
+        );
+        std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let write = |name: &str, text: String| -> Result<()> {
+            std::fs::write(out.join(name), text).map_err(|e| format!("{}: {e}", out.join(name).display()).into())
+        };
+        write("config.toml", toml_of(&config)?)?;
+        write("model.toml", spec.to_toml()?)?;
+        let mut trainer = Trainer::new(config.clone(), &out)?.data_name(data.name.clone()).callback(Printer);
+        if let Some(start) = start {
+            let manifest = start.lineage.manifest.clone().unwrap_or_default();
+            if let Some(state) = &start.parent {
+                let report = manifest.load(&model, state)?;
+                println!("load report:\n  {}", report.to_text().replace('\n', "\n  "));
+                write("load_report.json", serde_json::to_string_pretty(&report)?)?;
+                let mut lineage = start.lineage.clone();
+                lineage.load_report = Some(report);
+                trainer = trainer.lineage(lineage);
+            } else {
+                trainer = trainer.lineage(start.lineage.clone());
+            }
+            trainer = trainer.transfer(manifest);
+        }
+        let report = trainer.fit(&model, data.train.clone(), data.val.clone(), resume.as_deref())?;
+        println!(
+            "trained {} steps in {:.1} s{}",
+            report.steps,
+            report.elapsed_s,
+            if report.stopped_early { " (stopped early)" } else { "" }
+        );
+        if config.objective == jizen_train::Objective::Supervised {
+            let test = Evaluator::default().evaluate(&model, data.test.clone())?;
+            write("test.json", serde_json::to_string_pretty(&test)?)?;
+            println!("\ntest set: {}", test.to_text());
+            println!("test accuracy {:.2}%", 100.0 * test.accuracy);
+            for target in [0.98, 0.99, 0.993] {
+                if let Some(r) = read_records(&out.join("metrics.jsonl"))?
+                    .iter()
+                    .find(|r| r.split == "val" && r.accuracy.is_some_and(|a| a >= target))
+                {
+                    println!(
+                        "  validation accuracy first reached {:.1}% after {:.1} s (epoch {})",
+                        100.0 * target,
+                        r.elapsed_s,
+                        r.epoch + 1
+                    );
+                }
+            }
+        }
+        println!(
+            "wrote {0}/final.safetensors, {0}/best.safetensors, {0}/metrics.jsonl, {0}/metrics.csv, {0}/curves.svg, \
+             {0}/curves.png",
+            out.display()
+        );
+        Ok(())
+    }
 }
 
 fn toml_of(c: &TrainConfig) -> Result<String> {
@@ -442,7 +507,7 @@ pub fn summary(a: &SummaryArgs) -> Result<()> {
     Ok(())
 }
 
-trait ModelExt {
+pub trait ModelExt {
     fn num_parameters_string(&self) -> String;
     fn check_input_shape(&self, input: &[usize]) -> Result<()>;
 }

@@ -178,3 +178,76 @@ fn bad_input_exits_non_zero_with_one_clear_line() {
     assert!(stderr(&o).contains("takes samples of shape [1, 8, 8] but the data has [4]"), "{}", stderr(&o));
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn pretrain_finetune_and_info_follow_the_lineage() {
+    let pre = tmp("pre");
+    let o = run(&[
+        "pretrain",
+        "--objective",
+        "denoising",
+        "--model",
+        "mlp",
+        "--data",
+        "mnist8x8",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        pre.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = pre.join("final.safetensors");
+
+    // A pattern that matches nothing is an error naming the closest keys; nothing trains.
+    let ft = tmp("ft");
+    let o = run(&[
+        "finetune",
+        "--from",
+        ck.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--freeze",
+        "1.weigth",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("freeze \"1.weigth\" matches no model key (closest: [\"1.weight\""), "{}", stderr(&o));
+
+    let o = run(&[
+        "finetune",
+        "--from",
+        ck.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--labels-per-class",
+        "5",
+        "--epochs",
+        "3",
+        "--freeze",
+        "1.*",
+        "--quiet",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("skipped: 5.bias, 5.weight, 7.bias, 7.weight"), "{out}");
+    assert!(out.contains("(50 train,"), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ft.join("load_report.json")).unwrap()).unwrap();
+    assert_eq!(report["loaded"].as_array().unwrap().len(), 4);
+    // The frozen first layer still holds the pre-trained weights.
+    let (a, b) = (tensors(&ck), tensors(&ft.join("final.safetensors")));
+    let w = |v: &[(String, Vec<u8>)]| v.iter().find(|(k, _)| k == "1.weight").unwrap().1.clone();
+    assert_eq!(w(&a), w(&b));
+
+    let o = run(&["info", ft.join("final.safetensors").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("trained on digits (supervised)"), "{text}");
+    assert!(text.contains("mlp-autoencoder on mnist8x8, denoising-autoencoder (noise 0.3)"), "{text}");
+    assert!(text.contains("<- random initialisation (seed 0)"), "{text}");
+    std::fs::remove_dir_all(&pre).ok();
+    std::fs::remove_dir_all(&ft).ok();
+}

@@ -213,6 +213,9 @@ pub enum Objective {
         /// Fraction of input values set to zero (0: a plain autoencoder).
         #[serde(default)]
         noise: f64,
+        /// How many of the model's first layers form the encoder: what fine-tuning keeps.
+        #[serde(default)]
+        encoder_layers: Option<usize>,
     },
 }
 
@@ -221,7 +224,7 @@ impl Objective {
     pub fn name(&self) -> String {
         match self {
             Objective::Supervised => "supervised".into(),
-            Objective::Autoencoder { noise } if *noise > 0.0 => format!("denoising-autoencoder (noise {noise})"),
+            Objective::Autoencoder { noise, .. } if *noise > 0.0 => format!("denoising-autoencoder (noise {noise})"),
             Objective::Autoencoder { .. } => "autoencoder".into(),
         }
     }
@@ -264,6 +267,8 @@ pub struct TrainConfig {
     pub augment: AugmentConfig,
     /// Examples held out of the training set for validation (`None`: the data set's default).
     pub val: Option<usize>,
+    /// Train on this many labelled examples per class (a label budget; `None`: all).
+    pub labels_per_class: Option<usize>,
     /// Write a training log line every this many steps.
     pub log_every: u64,
     /// Save a checkpoint every this many steps (besides the end of each epoch); 0: epochs only.
@@ -290,6 +295,7 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             augment: AugmentConfig::default(),
             val: None,
+            labels_per_class: None,
             log_every: 50,
             checkpoint_every: 0,
             keep_checkpoints: 2,
@@ -327,7 +333,7 @@ impl TrainConfig {
         if self.clip_grad_norm.is_some_and(|c| c.is_nan() || c <= 0.0) {
             return bad("clip_grad_norm must be positive");
         }
-        if let Objective::Autoencoder { noise } = self.objective {
+        if let Objective::Autoencoder { noise, .. } = self.objective {
             if !(0.0..1.0).contains(&noise) {
                 return bad("the autoencoder's noise must be in [0, 1)");
             }

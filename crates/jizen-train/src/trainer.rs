@@ -472,7 +472,7 @@ fn objective_loss(model: &Model, c: &TrainConfig, x: &Tensor, y: &Tensor, step: 
             let options = CrossEntropyOptions { label_smoothing: c.label_smoothing, ..Default::default() };
             Ok((cross_entropy(&logits, y, options)?, correct(&logits, y)?))
         }
-        Objective::Autoencoder { noise } => {
+        Objective::Autoencoder { noise, .. } => {
             let input = if noise > 0.0 {
                 // Masking noise from a generator seeded by the step, so a resumed run draws the same.
                 let mut rng = jizen_tensor::Rng::new(c.seed ^ step.wrapping_mul(0xA076_1D64_78BD_642F));
