@@ -72,37 +72,9 @@ fn locate(name: &str, dir: Option<&Path>) -> Result<PathBuf, String> {
 pub fn open_for_run(name: &str, dir: Option<&Path>, config: &jizen_train::TrainConfig) -> Result<Data, String> {
     let mut data = open(name, dir, config.val, config.seed, &config.augment)?;
     if let Some(n) = config.labels_per_class {
-        data.train = per_class(data.train, n, config.seed)?;
+        data.train = Arc::new(jizen_data::per_class(data.train, n, config.seed).map_err(|e| e.to_string())?);
     }
     Ok(data)
-}
-
-/// The first `n` examples of each class in a seeded order: a label budget.
-fn per_class(data: Arc<dyn Dataset>, n: usize, seed: u64) -> Result<Arc<dyn Dataset>, String> {
-    let err = |e: jizen_tensor::Error| e.to_string();
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    jizen_tensor::Rng::new(seed ^ 0x1AB3_15E7).shuffle(&mut order);
-    let mut labels = vec![0i64; data.len()];
-    for chunk in (0..data.len()).collect::<Vec<_>>().chunks(4096) {
-        let y = data.batch(chunk).map_err(err)?.1.to_vec::<i64>().map_err(err)?;
-        for (&i, l) in chunk.iter().zip(y) {
-            labels[i] = l;
-        }
-    }
-    let mut taken = std::collections::BTreeMap::<i64, usize>::new();
-    let mut keep = Vec::new();
-    for i in order {
-        let count = taken.entry(labels[i]).or_default();
-        if *count < n {
-            *count += 1;
-            keep.push(i);
-        }
-    }
-    if let Some((class, have)) = taken.iter().find(|(_, &c)| c < n) {
-        return Err(format!("class {class} has only {have} training examples, fewer than --labels-per-class {n}"));
-    }
-    keep.sort_unstable();
-    Ok(Arc::new(Subset::new(data, keep).map_err(err)?))
 }
 
 /// Opens `name` with `val` examples held out of the training set for validation (0: none;

@@ -65,6 +65,19 @@ pub struct FinetuneArgs {
     /// for an autoencoder, its encoder and a new head).
     #[arg(long)]
     model: Option<String>,
+    #[command(flatten)]
+    transfer: TransferFlags,
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, default_value = "runs/finetune")]
+    out: PathBuf,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+/// How a checkpoint loads into the target and how the parts train (a manifest file and flags).
+#[derive(Args)]
+pub struct TransferFlags {
     /// A transfer manifest TOML file; the flags below add to it.
     #[arg(long)]
     manifest: Option<PathBuf>,
@@ -95,12 +108,103 @@ pub struct FinetuneArgs {
     /// Warm-up steps of each block that joins late.
     #[arg(long)]
     join_warmup: Option<u64>,
+}
+
+/// Arguments of `jizen compare`.
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The pre-trained checkpoint.
+    #[arg(long)]
+    from: PathBuf,
+    /// The target data set (its test split measures both arms).
+    #[arg(long)]
+    data: String,
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The target network (default: derived from the checkpoint, as `finetune` does).
+    #[arg(long)]
+    model: Option<String>,
+    /// Label budgets, labels per class (`all` for every label).
+    #[arg(long, value_delimiter = ',', default_value = "10,100,all")]
+    labels: Vec<String>,
+    /// Number of seeds per budget (seeds 0, 1, ...).
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Optimizer steps per run.
+    #[arg(long, default_value_t = 300)]
+    steps: u64,
+    /// Test accuracy every this many steps.
+    #[arg(long, default_value_t = 25)]
+    eval_every: u64,
+    #[command(flatten)]
+    transfer: TransferFlags,
     #[arg(long)]
     config: Option<PathBuf>,
-    #[arg(long, default_value = "runs/finetune")]
+    #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
     #[command(flatten)]
     run: RunFlags,
+}
+
+/// `jizen compare`.
+pub fn compare(a: &CompareArgs) -> Result<()> {
+    let mut train = train_config(&a.run, &a.config)?;
+    if a.steps == 0 || a.eval_every == 0 || a.seeds == 0 {
+        return Err("--steps, --eval-every and --seeds must be at least 1".into());
+    }
+    train.val = Some(0);
+    let data = datasets::open_for_run(&a.data, a.data_dir.as_deref(), &train)?;
+    let ck = Checkpoint::load(&a.from)?;
+    let (spec, manifest) = target_and_manifest(&a.from, &ck, &data, a.model.as_deref(), &a.transfer)?;
+    let labels = a
+        .labels
+        .iter()
+        .map(|l| match l.trim() {
+            "all" => Ok(usize::MAX),
+            n => n
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("--labels {n:?}: expected a positive number or `all`")),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let cfg = jizen_train::compare::CompareConfig {
+        labels_per_class: labels,
+        seeds: (0..a.seeds).collect(),
+        steps: a.steps,
+        eval_every: a.eval_every,
+        train,
+    };
+    println!(
+        "jizen compare: {} from {} against from scratch on {}: budgets {:?} labels/class, {} seeds, {} steps each",
+        spec.name,
+        a.from.display(),
+        data.name,
+        a.labels,
+        a.seeds,
+        a.steps
+    );
+    let task = jizen_train::compare::CompareTask {
+        spec: &spec,
+        checkpoint: (&a.from, &ck.model),
+        manifest: &manifest,
+        target: (&data.name, data.train.clone(), data.test.clone()),
+    };
+    let report = jizen_train::compare::compare(&task, &cfg, &a.out, &mut |line| println!("  {line}"))?;
+    let md = report.to_markdown();
+    println!("\n{md}");
+    let write = |name: &str, text: String| -> Result<()> {
+        std::fs::write(a.out.join(name), text).map_err(|e| format!("{}: {e}", a.out.join(name).display()).into())
+    };
+    write("report.md", md)?;
+    write("report.json", serde_json::to_string_pretty(&report)?)?;
+    let mut plots = Vec::new();
+    for (name, chart) in report.charts() {
+        write(&name, chart.to_svg())?;
+        plots.push(name);
+    }
+    println!("wrote {0}/report.md, {0}/report.json and {1}", a.out.display(), plots.join(", "));
+    Ok(())
 }
 
 /// Arguments of `jizen info`.
@@ -161,26 +265,41 @@ pub fn finetune(a: &FinetuneArgs) -> Result<()> {
     let config = train_config(&a.run, &a.config)?;
     let data = datasets::open_for_run(&a.data, a.data_dir.as_deref(), &config)?;
     let ck = Checkpoint::load(&a.from)?;
+    let (spec, manifest) = target_and_manifest(&a.from, &ck, &data, a.model.as_deref(), &a.transfer)?;
+    let lineage = Lineage::from_parent(&a.from, &ck, manifest, Default::default())?;
+    let start = Start { parent: Some(ck.model), lineage };
+    Job { command: "finetune", spec, config, data, out: a.out.clone(), resume: None, start: Some(start) }.run()
+}
+
+/// The target network (given, or derived from the checkpoint's: a new head for the target's
+/// classes; an autoencoder's encoder and a head) and the manifest that loads the checkpoint
+/// into it (the rules the derivation implies, a manifest file, then the flags).
+pub fn target_and_manifest(
+    from: &Path,
+    ck: &Checkpoint,
+    data: &datasets::Data,
+    model: Option<&str>,
+    t: &TransferFlags,
+) -> Result<(ModelSpec, TransferManifest)> {
     let parent_spec = ck.meta.as_ref().and_then(|m| m.model.clone());
     let parent_objective = ck.meta.as_ref().and_then(|m| m.train.as_ref()).map(|t| t.objective.clone());
-    let mut manifest = match &a.manifest {
+    let mut manifest = match &t.manifest {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
             TransferManifest::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?
         }
         None => TransferManifest::default(),
     };
-    // The target model, and the rules its derivation implies (a new head, no decoder).
-    let spec = match (&a.model, &parent_spec) {
+    let spec = match (model, &parent_spec) {
         (Some(m), _) => model_spec(m, &data.input, data.classes)?,
         (None, None) => {
-            return Err(format!("{}: holds weights only; name the target with --model", a.from.display()).into())
+            return Err(format!("{}: holds weights only; name the target with --model", from.display()).into())
         }
         (None, Some(parent)) => {
             if parent.input != data.input {
                 return Err(format!(
                     "{}: the model takes samples of shape {:?} but {} has {:?}; give --model for the target",
-                    a.from.display(),
+                    from.display(),
                     parent.input,
                     data.name,
                     data.input
@@ -203,21 +322,18 @@ pub fn finetune(a: &FinetuneArgs) -> Result<()> {
                     }
                 }
             }
-            ModelSpec {
-                name: format!("{}-finetuned", parent.name.trim_end_matches("-autoencoder")),
-                input: data.input.clone(),
-                layers,
-            }
+            let name = format!("{}-finetuned", parent.name.trim_end_matches("-autoencoder"));
+            ModelSpec { name, input: data.input.clone(), layers }
         }
     };
-    manifest.remap.extend(a.remap.iter().cloned());
-    manifest.skip.extend(a.skip.iter().cloned());
-    manifest.reinit.extend(a.reinit.iter().cloned());
-    manifest.freeze.extend(a.freeze.iter().cloned());
-    if a.reinit_mismatched {
+    manifest.remap.extend(t.remap.iter().cloned());
+    manifest.skip.extend(t.skip.iter().cloned());
+    manifest.reinit.extend(t.reinit.iter().cloned());
+    manifest.freeze.extend(t.freeze.iter().cloned());
+    if t.reinit_mismatched {
         manifest.on_shape_mismatch = OnShapeMismatch::Reinit;
     }
-    for rule in &a.lr_mult {
+    for rule in &t.lr_mult {
         let (pattern, factor) = rule
             .rsplit_once('=')
             .ok_or_else(|| format!("--lr-mult {rule:?}: expected PATTERN=FACTOR, e.g. \"0.*=0.1\""))?;
@@ -225,17 +341,15 @@ pub fn finetune(a: &FinetuneArgs) -> Result<()> {
             factor.trim().parse().map_err(|_| format!("--lr-mult {rule:?}: {factor:?} is not a number"))?;
         manifest.lr_mult.insert(pattern.trim().to_string(), factor);
     }
-    if a.probe_epochs.is_some() || a.unfreeze_every.is_some() || a.join_warmup.is_some() {
+    if t.probe_epochs.is_some() || t.unfreeze_every.is_some() || t.join_warmup.is_some() {
         let s = manifest.stages.get_or_insert_with(Stages::default);
-        s.probe_epochs = a.probe_epochs.unwrap_or(s.probe_epochs);
-        s.unfreeze_every = a.unfreeze_every.unwrap_or(s.unfreeze_every);
-        s.warmup_steps = a.join_warmup.unwrap_or(s.warmup_steps);
+        s.probe_epochs = t.probe_epochs.unwrap_or(s.probe_epochs);
+        s.unfreeze_every = t.unfreeze_every.unwrap_or(s.unfreeze_every);
+        s.warmup_steps = t.join_warmup.unwrap_or(s.warmup_steps);
     }
     // Validate the merged manifest as a file would be.
     let manifest = TransferManifest::from_toml(&toml::to_string(&manifest).map_err(|e| e.to_string())?)?;
-    let lineage = Lineage::from_parent(&a.from, &ck, manifest, Default::default())?;
-    let start = Start { parent: Some(ck.model), lineage };
-    Job { command: "finetune", spec, config, data, out: a.out.clone(), resume: None, start: Some(start) }.run()
+    Ok((spec, manifest))
 }
 
 fn has_params(layer: &Layer) -> bool {

@@ -251,3 +251,54 @@ fn pretrain_finetune_and_info_follow_the_lineage() {
     std::fs::remove_dir_all(&pre).ok();
     std::fs::remove_dir_all(&ft).ok();
 }
+
+#[test]
+fn compare_writes_the_head_start_report() {
+    let pre = tmp("cmp-pre");
+    let o = run(&[
+        "pretrain",
+        "--model",
+        "mlp",
+        "--data",
+        "mnist8x8",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        pre.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp("cmp");
+    let o = run(&[
+        "compare",
+        "--from",
+        pre.join("final.safetensors").to_str().unwrap(),
+        "--data",
+        "digits",
+        "--labels",
+        "1,all",
+        "--seeds",
+        "2",
+        "--steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    // Accuracy at steps 0, 10 and 20 for each arm; both arms see the same examples.
+    assert_eq!(runs[0]["scratch_curve"].as_array().unwrap().len(), 3);
+    assert_eq!(runs[0]["pretrained_curve"][0][0], 0);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| all |") && md.contains("| 1 | 0 |"), "{md}");
+    for f in ["curves-k1.svg", "accuracy-vs-labels.svg"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    std::fs::remove_dir_all(&pre).ok();
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -218,3 +218,36 @@ pub fn holdout_split(n: usize, held_out: usize, seed: u64) -> Result<(Vec<usize>
     rest.sort_unstable();
     Ok((rest, held))
 }
+
+/// A label budget: the first `n` examples of each class in an order shuffled by `seed` (sorted
+/// afterwards). `n = usize::MAX` takes every example; a class with fewer than `n` examples is
+/// an error naming it.
+pub fn per_class(data: Arc<dyn Dataset>, n: usize, seed: u64) -> Result<Subset> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    Rng::new(seed ^ 0x1AB3_15E7).shuffle(&mut order);
+    let mut labels = vec![0i64; data.len()];
+    let all: Vec<usize> = (0..data.len()).collect();
+    for chunk in all.chunks(4096) {
+        let y = data.batch(chunk)?.1.to_vec::<i64>()?;
+        for (&i, l) in chunk.iter().zip(y) {
+            labels[i] = l;
+        }
+    }
+    let mut taken = std::collections::BTreeMap::<i64, usize>::new();
+    let mut keep = Vec::new();
+    for i in order {
+        let count = taken.entry(labels[i]).or_default();
+        if *count < n {
+            *count += 1;
+            keep.push(i);
+        }
+    }
+    if let Some((class, have)) = taken.iter().find(|(_, &c)| c < n && n != usize::MAX) {
+        return Err(jizen_tensor::Error::invalid(
+            "per_class",
+            format!("class {class} has only {have} examples, fewer than the {n} per class asked for"),
+        ));
+    }
+    keep.sort_unstable();
+    Subset::new(data, keep)
+}

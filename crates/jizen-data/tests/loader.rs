@@ -100,3 +100,16 @@ fn subsets_and_holdout_splits_partition_the_data() {
     assert_eq!(y.to_vec::<i64>().unwrap(), y2.to_vec::<i64>().unwrap());
     assert!(Subset::new(digits, vec![5000]).is_err());
 }
+
+#[test]
+fn label_budgets_take_n_of_each_class() {
+    let digits: std::sync::Arc<dyn Dataset> = std::sync::Arc::new(jizen_data::Digits::uci8x8());
+    let five = jizen_data::per_class(digits.clone(), 5, 1).unwrap();
+    assert_eq!(five.len(), 50);
+    let mut y = five.batch(&(0..50).collect::<Vec<_>>()).unwrap().1.to_vec::<i64>().unwrap();
+    y.sort_unstable();
+    assert_eq!(y, (0..10).flat_map(|c| std::iter::repeat_n(c, 5)).collect::<Vec<i64>>());
+    assert_eq!(jizen_data::per_class(digits.clone(), usize::MAX, 0).unwrap().len(), 1797);
+    let err = jizen_data::per_class(digits, 1000, 0).err().unwrap().to_string();
+    assert!(err.contains("fewer than the 1000 per class"), "{err}");
+}

@@ -8,12 +8,13 @@
 //! gradients of `(train_out * cot).sum()` for a random cotangent (in full, or at 1024 sampled
 //! indices plus the full sum of squares for parameters over 8192 elements), and in the
 //! metadata the exact `state_dict()` signature of the torch module (`M.state_dict`: key, dtype,
-//! shape per line).
+//! shape per line). The input batch keeps every ReLU input and max-pool runner-up of the
+//! train-mode pass clear of its kink, so rounding cannot send a gradient down another path.
 //!
 //! PyTorch → jizen: the zoo model's names, shapes and dtypes must equal torch's, the state dict
 //! loads with `load_state_dict(strict)`, and outputs, running statistics and gradients must
 //! agree with torch's to within `TOL` of each tensor's largest magnitude
-//! (`max |jizen - torch| <= TOL * max |torch|`).
+//! (`max |jizen - torch| <= TOL * max |torch|`; the L2 norm of each full gradient likewise).
 //!
 //! jizen → PyTorch: a jizen model saved with `safetensors::save` must hold exactly torch's
 //! `state_dict()` keys, dtypes and shapes (so `model.load_state_dict(load_file(path))` works);
@@ -38,8 +39,10 @@ const CLASSES: usize = 10;
 const BATCH: usize = 4;
 
 /// Largest allowed `max |jizen - torch| / max |torch|` per compared tensor (and relative error
-/// of a gradient's sum of squares). The worst measured is about 3e-7 (resnet-cifar's gradients;
-/// see the table each parity test prints with `--nocapture`).
+/// of a gradient's L2 norm). Measured (the table each parity test prints with `--nocapture`):
+/// outputs and running statistics at most 7.1e-7, gradients at most 2.2e-6 (cnn) and 5.7e-6
+/// (resnet-cifar); torch's own float32 result moves by 3.3e-6 on resnet-cifar's gradients when
+/// oneDNN is switched off.
 const TOL: f64 = 1e-5;
 
 struct Fixture {
@@ -121,12 +124,16 @@ fn build(name: &str, input: &[usize], seed: u64) -> Model {
     Model::build(&zoo(name, input, CLASSES).unwrap(), DType::F32, seed).unwrap()
 }
 
-/// `max |a - b| / max |b|`, or infinity on a shape mismatch or NaN.
-fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+}
+
+/// `max |a - b| / max(max |b|, floor)`, or infinity on a length mismatch or NaN.
+fn rel_diff(a: &[f64], b: &[f64], floor: f64) -> f64 {
     if a.len() != b.len() {
         return f64::INFINITY;
     }
-    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = max_abs(b).max(floor);
     let diff = a.iter().zip(b).fold(0.0f64, |m, (x, y)| if x == y { m } else { m.max((x - y).abs()) });
     if diff.is_nan() || a.iter().any(|x| x.is_nan()) {
         f64::INFINITY
@@ -152,13 +159,18 @@ impl Report {
 
     /// Compares `actual` with the fixture entry `key` (shape, then relative difference).
     fn compare(&mut self, what: &str, actual: &Tensor, key: &str) {
+        self.compare_floor(what, actual, key, 0.0)
+    }
+
+    /// [`Report::compare`] on the scale `max(max |torch|, floor)`.
+    fn compare_floor(&mut self, what: &str, actual: &Tensor, key: &str, floor: f64) {
         let expected = fixture().get(key);
         self.used.insert(key.to_string());
         if actual.shape() != expected.shape() {
             self.failures.push(format!("{what}: jizen shape {:?}, torch {:?}", actual.shape(), expected.shape()));
             return;
         }
-        self.check(what, rel_diff(&actual.to_f64_vec(), &expected.to_f64_vec()));
+        self.check(what, rel_diff(&actual.to_f64_vec(), &expected.to_f64_vec(), floor));
     }
 
     fn check(&mut self, what: &str, d: f64) {
@@ -168,17 +180,26 @@ impl Report {
         self.rows.push((what.to_string(), d));
     }
 
-    /// The largest difference per kind of quantity (`grad`, `after`, ...), for the printed table.
+    /// The largest difference per kind of quantity (`grad`, `after`, ...) and where it is, for
+    /// the printed table.
     fn summary(&self) -> String {
-        let mut by_kind: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+        let mut by_kind: BTreeMap<&str, (f64, &str, usize)> = BTreeMap::new();
         for (what, d) in &self.rows {
-            let kind = what.split_whitespace().next().unwrap_or(what);
-            let e = by_kind.entry(kind).or_default();
-            e.0 = e.0.max(*d);
-            e.1 += 1;
+            let (kind, which) = what.split_once(' ').unwrap_or((what, ""));
+            let e = by_kind.entry(kind).or_insert((-1.0, "", 0));
+            if *d > e.0 {
+                (e.0, e.1) = (*d, which);
+            }
+            e.2 += 1;
         }
-        let parts: Vec<String> = by_kind.iter().map(|(k, (d, n))| format!("{k} ({n}): {d:.2e}")).collect();
-        format!("{}: max |jizen - torch| / max |torch| by quantity: {}", self.model, parts.join(", "))
+        let parts: Vec<String> = by_kind
+            .iter()
+            .map(|(k, (d, which, n))| {
+                let at = if *n > 1 { format!(" at {which}") } else { String::new() };
+                format!("{k} ({n} tensors): {d:.1e}{at}")
+            })
+            .collect();
+        format!("{}: max |jizen - torch| / max |torch|: {}", self.model, parts.join("; "))
     }
 }
 
@@ -220,29 +241,36 @@ fn check_parity(name: &str, input: &[usize]) {
         }
     }
 
-    // 4. Gradients of (out * cot).sum(): full, or sampled plus the full sum of squares.
+    // 4. Gradients of (out * cot).sum(): full, or sampled plus the full sum of squares. A
+    // gradient that is zero in exact arithmetic (cnn's convolution biases, which the train-mode
+    // batch norm after them cancels) is rounding noise in both frameworks (torch: 1.5e-6 against
+    // 2.2 for the weights), so each gradient is compared on the scale of its own largest value or
+    // its layer's weight gradient, whichever is larger.
     let cot_key = format!("{name}/cot");
     r.used.insert(cot_key.clone());
     let loss = out.mul(fx.get(&cot_key)).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap_or_else(|e| panic!("{name}: backward: {e}"));
     let grad_of = |t: &Tensor| grads.get(t).cloned().unwrap_or_else(|| t.zeros_like());
     r.compare("grad input", &grad_of(&x), &format!("{name}/grad_input"));
+    let torch_norm = |k: &str| fx.get(&format!("{name}/grad_sumsq/{k}")).item().unwrap().sqrt();
+    let torch_max = |k: &str| max_abs(&fx.get(&format!("{name}/grad/{k}")).to_f64_vec());
     for (k, p) in model.named_parameters() {
+        let weight = format!("{}.weight", k.rsplit_once('.').map_or("", |(layer, _)| layer));
+        let (max_floor, norm_floor) = (torch_max(&weight), torch_norm(&weight));
         let g = grad_of(&p);
         let values = g.to_f64_vec();
         let sumsq_key = format!("{name}/grad_sumsq/{k}");
         r.used.insert(sumsq_key.clone());
-        let want = fx.get(&sumsq_key).item().unwrap();
-        let have: f64 = values.iter().map(|v| v * v).sum();
-        r.check(&format!("grad_sumsq {k}"), ((have - want) / want).abs());
+        let norm: f64 = values.iter().map(|v| v * v).sum::<f64>().sqrt();
+        r.check(&format!("grad_norm {k}"), (norm - torch_norm(&k)).abs() / torch_norm(&k).max(norm_floor));
         let key = format!("{name}/grad/{k}");
         match fx.tensors.get(&format!("{name}/grad_index/{k}")) {
-            None => r.compare(&format!("grad {k}"), &g, &key),
+            None => r.compare_floor(&format!("grad {k}"), &g, &key, max_floor),
             Some(index) => {
                 r.used.insert(format!("{name}/grad_index/{k}"));
                 r.used.insert(key.clone());
                 let sampled: Vec<f64> = index.to_vec::<i64>().unwrap().iter().map(|&i| values[i as usize]).collect();
-                r.check(&format!("grad {k} (sampled)"), rel_diff(&sampled, &fx.get(&key).to_f64_vec()));
+                r.check(&format!("grad {k} (sampled)"), rel_diff(&sampled, &fx.get(&key).to_f64_vec(), max_floor));
             }
         }
     }
@@ -411,4 +439,49 @@ fn jizen_state_dicts_load_into_pytorch() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     assert!(problems.is_empty(), "jizen's files do not match torch's state_dict():\n  {}", problems.join("\n  "));
+}
+
+/// docs/pytorch.md's Rust snippets, as written there (only the file names differ).
+#[test]
+fn the_docs_rust_snippets_run() -> jizen_tensor::Result<()> {
+    use jizen_models::{zoo, Model};
+    use jizen_nn::{load_state_dict, Module};
+    use jizen_tensor::{safetensors, DType};
+
+    let dir = std::env::temp_dir().join(format!("jizen-pytorch-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved = dir.join("from-jizen.safetensors");
+
+    // "From jizen to PyTorch", on a model trained elsewhere (here: freshly built).
+    let model = Model::build(&zoo("resnet-cifar", &[3, 32, 32], 10)?, DType::F32, 3)?;
+    let state = jizen_nn::state_dict(&model);
+    safetensors::save(state.iter().map(|(k, t)| (k.as_str(), t)), None, &saved)?;
+
+    // "From PyTorch to jizen", reading that file back.
+    let model = Model::build(&zoo("resnet-cifar", &[3, 32, 32], 10)?, DType::F32, 0)?;
+    let state = safetensors::load(&saved)?;
+    load_state_dict(&model, &state, true)?; // strict
+    model.set_training(false);
+
+    let x = Tensor::randn(&[2, 3, 32, 32], DType::F32, &mut Rng::new(5));
+    let original = Model::build(&zoo("resnet-cifar", &[3, 32, 32], 10)?, DType::F32, 3)?;
+    original.set_training(false);
+    assert_eq!(model.forward(&x)?.to_f64_vec(), original.forward(&x)?.to_f64_vec());
+    std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+/// docs/pytorch.md shows the torch.nn definitions that torch_zoo.py ran to make the fixture.
+#[test]
+fn the_docs_show_the_fixture_scripts_definitions() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let (script, docs) = (read("scripts/fixtures/torch_zoo.py"), read("docs/pytorch.md"));
+    let start = script.find("class Residual(nn.Module):").expect("the Residual class in torch_zoo.py");
+    let end = start + script[start..].find("\n\n\nZOO = {").expect("the ZOO table in torch_zoo.py");
+    assert!(
+        docs.contains(&script[start..end]),
+        "docs/pytorch.md no longer shows the definitions of scripts/fixtures/torch_zoo.py (from `class Residual` \
+         to the ZOO table); copy them over"
+    );
 }

@@ -271,9 +271,14 @@ pub struct TrainConfig {
     pub labels_per_class: Option<usize>,
     /// Write a training log line every this many steps.
     pub log_every: u64,
+    /// Validate every this many steps (and once before the first) instead of after each epoch;
+    /// 0: after each epoch.
+    pub eval_every: u64,
+    /// Keep a `best.safetensors` of the best validation so far.
+    pub save_best: bool,
     /// Save a checkpoint every this many steps (besides the end of each epoch); 0: epochs only.
     pub checkpoint_every: u64,
-    /// Periodic checkpoints kept on disk (the newest ones); at least 1.
+    /// Periodic checkpoints kept on disk (the newest ones); 0 writes none (only the final one).
     pub keep_checkpoints: usize,
     /// Early stopping on the validation accuracy.
     pub early_stopping: Option<EarlyStopping>,
@@ -297,6 +302,8 @@ impl Default for TrainConfig {
             val: None,
             labels_per_class: None,
             log_every: 50,
+            eval_every: 0,
+            save_best: true,
             checkpoint_every: 0,
             keep_checkpoints: 2,
             early_stopping: None,
@@ -337,9 +344,6 @@ impl TrainConfig {
             if !(0.0..1.0).contains(&noise) {
                 return bad("the autoencoder's noise must be in [0, 1)");
             }
-        }
-        if self.keep_checkpoints == 0 {
-            return bad("keep_checkpoints must be at least 1");
         }
         Ok(())
     }

@@ -15,8 +15,9 @@ use jizen_nn::{load_state_dict, mlp, state_dict, Adam, AdamConfig, Module, Optim
 use jizen_tensor::{cross_entropy, no_grad, safetensors, CrossEntropyOptions, DType, Rng, Tensor};
 use serde::Serialize;
 
-use crate::plot::{Chart, Series, COLORS};
-use crate::stats::mean_std;
+use crate::compare::{charts, summarise, tables_markdown};
+pub use crate::compare::{BudgetSummary, SeedResult};
+use crate::plot::Chart;
 use crate::{Error, Result};
 
 /// What the demo runs.
@@ -48,36 +49,6 @@ impl Default for HeadStartConfig {
             seeds: (0..5).collect(),
         }
     }
-}
-
-/// One seed at one label budget: both arms' final accuracies and curves.
-#[derive(Clone, Debug, Serialize)]
-pub struct SeedResult {
-    pub labels_per_class: usize,
-    pub seed: u64,
-    pub scratch: f64,
-    pub pretrained: f64,
-    /// Test accuracy at steps 0, eval_every, 2*eval_every, ..., finetune_steps.
-    pub scratch_curve: Vec<(usize, f64)>,
-    pub pretrained_curve: Vec<(usize, f64)>,
-    /// First recorded step at which the pre-trained arm reached the scratch arm's final accuracy.
-    pub steps_to_match: Option<usize>,
-}
-
-/// Aggregate over seeds for one label budget.
-#[derive(Clone, Debug, Serialize)]
-pub struct BudgetSummary {
-    pub labels_per_class: usize,
-    pub scratch_mean: f64,
-    pub scratch_std: f64,
-    pub pretrained_mean: f64,
-    pub pretrained_std: f64,
-    pub gain_mean: f64,
-    pub gain_std: f64,
-    pub wins: usize,
-    pub seeds: usize,
-    /// Mean of `steps_to_match` over the seeds where it was reached.
-    pub steps_to_match_mean: Option<f64>,
 }
 
 /// Everything the experiment measured.
@@ -252,30 +223,7 @@ pub fn run(cfg: &HeadStartConfig, out_dir: &Path, log: &mut dyn FnMut(&str)) -> 
     let runs = parallel_map(&jobs, jizen_tensor::num_threads(), one)?;
     let finetune_seconds = t1.elapsed().as_secs_f64();
 
-    let summary = cfg
-        .labels_per_class
-        .iter()
-        .map(|&k| {
-            let rs: Vec<&SeedResult> = runs.iter().filter(|r| r.labels_per_class == k).collect();
-            let s: Vec<f64> = rs.iter().map(|r| r.scratch).collect();
-            let p: Vec<f64> = rs.iter().map(|r| r.pretrained).collect();
-            let g: Vec<f64> = rs.iter().map(|r| r.pretrained - r.scratch).collect();
-            let matched: Vec<f64> = rs.iter().filter_map(|r| r.steps_to_match.map(|v| v as f64)).collect();
-            let ((sm, ss), (pm, ps), (gm, gs)) = (mean_std(&s), mean_std(&p), mean_std(&g));
-            BudgetSummary {
-                labels_per_class: k,
-                scratch_mean: sm,
-                scratch_std: ss,
-                pretrained_mean: pm,
-                pretrained_std: ps,
-                gain_mean: gm,
-                gain_std: gs,
-                wins: g.iter().filter(|&&d| d > 0.0).count(),
-                seeds: rs.len(),
-                steps_to_match_mean: (!matched.is_empty()).then(|| mean_std(&matched).0),
-            }
-        })
-        .collect();
+    let summary = summarise(&runs, &cfg.labels_per_class);
     Ok(HeadStartReport {
         config: cfg.clone(),
         source: source.name.clone(),
@@ -295,71 +243,13 @@ impl HeadStartReport {
     /// each label budget (mean with a ±1 std band over seeds), and final accuracy against the
     /// number of labels per class.
     pub fn charts(&self) -> Vec<(String, Chart)> {
-        let mut out = Vec::new();
-        let arm_curve = |k: usize, pretrained: bool| -> (Vec<(f64, f64)>, Vec<f64>) {
-            let curves: Vec<&Vec<(usize, f64)>> = self
-                .runs
-                .iter()
-                .filter(|r| r.labels_per_class == k)
-                .map(|r| if pretrained { &r.pretrained_curve } else { &r.scratch_curve })
-                .collect();
-            let steps: Vec<usize> = curves.first().map(|c| c.iter().map(|p| p.0).collect()).unwrap_or_default();
-            let mut pts = Vec::new();
-            let mut band = Vec::new();
-            for (i, &step) in steps.iter().enumerate() {
-                let v: Vec<f64> = curves.iter().map(|c| 100.0 * c[i].1).collect();
-                let (m, sd) = mean_std(&v);
-                pts.push((step as f64, m));
-                band.push(sd);
-            }
-            (pts, band)
-        };
-        for &k in &self.config.labels_per_class {
-            let series = [(false, "from scratch", COLORS[0]), (true, "pre-trained", COLORS[1])]
-                .into_iter()
-                .map(|(pre, name, color)| {
-                    let (points, band) = arm_curve(k, pre);
-                    Series { name: name.into(), color, points, band: Some(band) }
-                })
-                .collect();
-            out.push((
-                format!("curves-k{k}.svg"),
-                Chart {
-                    title: format!(
-                        "{k} label(s) per class: test accuracy while fine-tuning ({} seeds)",
-                        self.config.seeds.len()
-                    ),
-                    x_label: "fine-tuning step".into(),
-                    y_label: "test accuracy (%)".into(),
-                    series,
-                    log_x: false,
-                },
-            ));
-        }
-        let by_budget = |pre: bool| -> Series {
-            let (points, band) = self
-                .summary
-                .iter()
-                .map(|b| {
-                    let (m, sd) =
-                        if pre { (b.pretrained_mean, b.pretrained_std) } else { (b.scratch_mean, b.scratch_std) };
-                    ((b.labels_per_class as f64, 100.0 * m), 100.0 * sd)
-                })
-                .unzip();
-            let (name, color) = if pre { ("pre-trained", COLORS[1]) } else { ("from scratch", COLORS[0]) };
-            Series { name: name.into(), color, points, band: Some(band) }
-        };
-        out.push((
-            "accuracy-vs-labels.svg".into(),
-            Chart {
-                title: format!("final test accuracy after {} steps", self.config.finetune_steps),
-                x_label: "labels per class (log scale)".into(),
-                y_label: "test accuracy (%)".into(),
-                series: vec![by_budget(false), by_budget(true)],
-                log_x: true,
-            },
-        ));
-        out
+        charts(
+            &self.runs,
+            &self.summary,
+            &self.config.labels_per_class,
+            self.config.seeds.len(),
+            self.config.finetune_steps,
+        )
     }
 
     /// The per-seed and summary tables as Markdown.
@@ -382,37 +272,7 @@ impl HeadStartReport {
              tested on 898 held-out digits ({:.1} s for all runs).\n\n",
             self.target, self.config.finetune_steps, self.config.lr, self.finetune_seconds
         );
-        s += "| labels/class | from scratch | pre-trained | gain (points) | wins | steps to match scratch |\n";
-        s += "|---:|---:|---:|---:|---:|---:|\n";
-        for b in &self.summary {
-            s += &format!(
-                "| {} | {} ± {} | {} ± {} | {:+.1} ± {:.1} | {}/{} | {} |\n",
-                b.labels_per_class,
-                pct(b.scratch_mean),
-                pct(b.scratch_std),
-                pct(b.pretrained_mean),
-                pct(b.pretrained_std),
-                100.0 * b.gain_mean,
-                100.0 * b.gain_std,
-                b.wins,
-                b.seeds,
-                b.steps_to_match_mean
-                    .map(|v| format!("{v:.0} of {}", self.config.finetune_steps))
-                    .unwrap_or("—".into())
-            );
-        }
-        s += "\nEvery seed (test accuracy %, wins and losses alike):\n\n";
-        s += "| labels/class | seed | from scratch | pre-trained | gain |\n|---:|---:|---:|---:|---:|\n";
-        for r in &self.runs {
-            s += &format!(
-                "| {} | {} | {} | {} | {:+.1} |\n",
-                r.labels_per_class,
-                r.seed,
-                pct(r.scratch),
-                pct(r.pretrained),
-                100.0 * (r.pretrained - r.scratch)
-            );
-        }
+        s += &tables_markdown(&self.summary, &self.runs, self.config.finetune_steps);
         s
     }
 }

@@ -7,6 +7,7 @@
 //! comparison.
 
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod curves;
 pub mod evaluate;

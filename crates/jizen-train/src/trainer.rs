@@ -174,6 +174,10 @@ impl Trainer {
         let mut last_finite: Option<(f64, u64)> = None;
         let mut stopped_early = false;
 
+        if let (Some(val), true, None) = (&val, c.eval_every > 0, resume) {
+            // Where the run starts: the head start of pre-trained weights shows at step 0.
+            last_val = Some(self.validate(model, val, opt.as_mut(), &mut plateau, &mut at, &log, 0.0)?);
+        }
         while at.epoch < c.epochs.max(1) && at.step < total_steps {
             plan.enter_epoch(model, at.epoch)?;
             train_data.set_epoch(at.epoch);
@@ -205,6 +209,12 @@ impl Trainer {
                 if at.step.is_multiple_of(c.log_every.max(1)) {
                     self.flush(&log, &mut window, &at, opt.lr(), elapsed(&at))?;
                 }
+                if let (Some(val), true) = (&val, c.eval_every > 0 && at.step.is_multiple_of(c.eval_every.max(1))) {
+                    self.flush(&log, &mut window, &at, opt.lr(), elapsed(&at))?;
+                    let now = elapsed(&at);
+                    last_val = Some(self.validate(model, val, opt.as_mut(), &mut plateau, &mut at, &log, now)?);
+                    plan.enter_epoch(model, at.epoch)?;
+                }
                 let mid_epoch = at.batch_in_epoch < steps_per_epoch && at.step < total_steps;
                 if c.checkpoint_every > 0 && at.step.is_multiple_of(c.checkpoint_every) && mid_epoch {
                     self.flush(&log, &mut window, &at, opt.lr(), elapsed(&at))?;
@@ -220,34 +230,9 @@ impl Trainer {
             }
             // The epoch is complete: validate, adapt, and checkpoint.
             let mut stop = false;
-            if let Some(val) = &val {
-                let report = match c.objective {
-                    Objective::Supervised => Evaluator { batch_size: 512, top_k: 5 }.evaluate(model, val.clone())?,
-                    Objective::Autoencoder { .. } => reconstruction_report(model, val.clone())?,
-                };
-                let record = Record {
-                    step: at.step,
-                    epoch: at.epoch,
-                    split: "val".into(),
-                    loss: report.loss,
-                    accuracy: (!report.accuracy.is_nan()).then_some(report.accuracy),
-                    lr: opt.lr(),
-                    grad_norm: None,
-                    examples_per_s: None,
-                    elapsed_s: elapsed(&at),
-                };
-                self.emit(&log, &record)?;
-                if let Some(p) = &mut plateau {
-                    p.step(report.loss, opt.as_mut())?;
-                }
-                // Higher is better: accuracy, or minus the loss of a reconstruction.
-                let score = if report.accuracy.is_nan() { -report.loss } else { report.accuracy };
-                let min_delta = c.early_stopping.as_ref().map_or(0.0, |e| e.min_delta);
-                if at.best.is_none_or(|(b, _)| score > b + min_delta) {
-                    at.best = Some((score, at.epoch));
-                    let meta = self.meta(&at, opt.as_ref(), &plateau, elapsed(&at), false, model);
-                    Checkpoint::capture(model, Some(opt.as_ref()), meta).save(&self.out.join("best.safetensors"))?;
-                }
+            if let (Some(val), 0) = (&val, c.eval_every) {
+                let now = elapsed(&at);
+                let report = self.validate(model, val, opt.as_mut(), &mut plateau, &mut at, &log, now)?;
                 if let (Some(es), Some((_, best_epoch))) = (&c.early_stopping, at.best) {
                     stop |= at.epoch - best_epoch >= es.patience;
                 }
@@ -278,6 +263,49 @@ impl Trainer {
             elapsed_s: elapsed(&at),
             final_checkpoint: final_path,
         })
+    }
+
+    /// Evaluates on the validation set, records it, steps a plateau schedule, and saves the best
+    /// checkpoint so far.
+    #[allow(clippy::too_many_arguments)]
+    fn validate(
+        &mut self,
+        model: &Model,
+        val: &Arc<dyn Dataset>,
+        opt: &mut dyn Optimizer,
+        plateau: &mut Option<ReduceOnPlateau>,
+        at: &mut Progress,
+        log: &MetricsLog,
+        elapsed: f64,
+    ) -> Result<EvalReport> {
+        let report = match self.config.objective {
+            Objective::Supervised => Evaluator { batch_size: 512, top_k: 5 }.evaluate(model, val.clone())?,
+            Objective::Autoencoder { .. } => reconstruction_report(model, val.clone())?,
+        };
+        let record = Record {
+            step: at.step,
+            epoch: at.epoch,
+            split: "val".into(),
+            loss: report.loss,
+            accuracy: (!report.accuracy.is_nan()).then_some(report.accuracy),
+            lr: opt.lr(),
+            grad_norm: None,
+            examples_per_s: None,
+            elapsed_s: elapsed,
+        };
+        self.emit(log, &record)?;
+        if let Some(p) = plateau.as_mut() {
+            p.step(report.loss, opt)?;
+        }
+        // Higher is better: accuracy, or minus the loss of a reconstruction.
+        let score = if report.accuracy.is_nan() { -report.loss } else { report.accuracy };
+        let min_delta = self.config.early_stopping.as_ref().map_or(0.0, |e| e.min_delta);
+        if self.config.save_best && at.best.is_none_or(|(b, _)| score > b + min_delta) {
+            at.best = Some((score, at.epoch));
+            let meta = self.meta(at, opt, plateau, elapsed, false, model);
+            Checkpoint::capture(model, Some(opt), meta).save(&self.out.join("best.safetensors"))?;
+        }
+        Ok(report)
     }
 
     fn restore(
@@ -373,6 +401,9 @@ impl Trainer {
         elapsed: f64,
         finished: bool,
     ) -> Result<()> {
+        if self.config.keep_checkpoints == 0 {
+            return Ok(());
+        }
         let meta = self.meta(at, opt, plateau, elapsed, finished, model);
         Checkpoint::capture(model, Some(opt), meta).save(&step_path(&self.checkpoint_dir(), at.step))?;
         let all = list_steps(&self.checkpoint_dir());
