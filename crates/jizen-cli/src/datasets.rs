@@ -71,6 +71,16 @@ fn locate(name: &str, dir: Option<&Path>) -> Result<PathBuf, String> {
 /// label budget.
 pub fn open_for_run(name: &str, dir: Option<&Path>, config: &jizen_train::TrainConfig) -> Result<Data, String> {
     let mut data = open(name, dir, config.val, config.seed, &config.augment)?;
+    if let Some(classes) = &config.classes {
+        let only = |d: Arc<dyn Dataset>| -> Result<Arc<dyn Dataset>, String> {
+            Ok(Arc::new(jizen_data::ClassSubset::new(d, classes).map_err(|e| format!("{name}: {e}"))?))
+        };
+        data.train = only(data.train)?;
+        data.val = data.val.map(only).transpose()?;
+        data.test = only(data.test)?;
+        data.classes = classes.len();
+        data.name = format!("{name} (classes {})", classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
+    }
     if let Some(n) = config.labels_per_class {
         data.train = Arc::new(jizen_data::per_class(data.train, n, config.seed).map_err(|e| e.to_string())?);
     }

@@ -85,6 +85,9 @@ pub struct RunFlags {
     /// Train on this many labelled examples per class (a label budget).
     #[arg(long)]
     labels_per_class: Option<usize>,
+    /// Keep only these classes, relabelled 0.. in this order: "0-4" or "5,6,7".
+    #[arg(long, value_parser = parse_classes)]
+    classes: Option<Vec<i64>>,
     /// Stop after this many epochs without a better validation accuracy.
     #[arg(long)]
     early_stopping: Option<u64>,
@@ -120,7 +123,27 @@ impl RunFlags {
             || self.seed.is_some()
             || self.val.is_some()
             || self.labels_per_class.is_some()
+            || self.classes.is_some()
     }
+}
+
+/// `"0-4"` → `[0, 1, 2, 3, 4]`; `"5,7,9"` → `[5, 7, 9]`.
+fn parse_classes(text: &str) -> std::result::Result<Vec<i64>, String> {
+    let bad = || format!("{text:?}: expected a range like 0-4 or a list like 5,6,7");
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (i64, i64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.trim().parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(out)
 }
 
 /// Arguments of `jizen eval`.
@@ -260,6 +283,9 @@ pub fn train_config(a: &RunFlags, config: &Option<PathBuf>) -> Result<TrainConfi
     }
     c.val = a.val.or(c.val);
     c.labels_per_class = a.labels_per_class.or(c.labels_per_class);
+    if let Some(classes) = &a.classes {
+        c.classes = Some(classes.clone());
+    }
     if let Some(p) = a.early_stopping {
         c.early_stopping = Some(EarlyStopping { patience: p, min_delta: 0.0 });
     }
@@ -447,8 +473,9 @@ fn open_for_inference(
     let meta = ck.meta(checkpoint)?;
     let name =
         data.clone().or_else(|| meta.data.clone()).ok_or("the checkpoint does not name its data; pass --data")?;
-    let seed = meta.train.as_ref().map_or(0, |t| t.seed);
-    let data = datasets::open(&name, data_dir.as_deref(), None, seed, &AugmentConfig::default())?;
+    // The splits the run used (its validation hold-out and classes), without augmentation.
+    let config = TrainConfig { augment: AugmentConfig::default(), ..meta.train.clone().unwrap_or_default() };
+    let data = datasets::open_for_run(&name, data_dir.as_deref(), &config)?;
     predictor.model().check_input_shape(&data.input)?;
     Ok((predictor, data))
 }

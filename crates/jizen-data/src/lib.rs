@@ -23,7 +23,7 @@ pub use download::{get, GetOptions, GetReport};
 pub use idx::{load_mnist, ImageSet, Split};
 pub use image_folder::{load_image_folder, ImageFolderOptions};
 pub use images::{Image, ImageSource, Images};
-pub use loader::{holdout_split, per_class, Batches, DataLoader, Dataset, LoaderConfig, Subset};
+pub use loader::{holdout_split, per_class, Batches, ClassSubset, DataLoader, Dataset, LoaderConfig, Subset};
 pub use text::{batchify, read_tokens, LmBatches, Tokens, Vocab};
 pub use transforms::{Compose, Normalize, RandomCrop, RandomHorizontalFlip, Transform, Transformed};
 

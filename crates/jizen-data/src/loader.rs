@@ -219,20 +219,74 @@ pub fn holdout_split(n: usize, held_out: usize, seed: u64) -> Result<(Vec<usize>
     Ok((rest, held))
 }
 
+/// The labels of every example of `data`, read in chunks.
+fn all_labels(data: &dyn Dataset) -> Result<Vec<i64>> {
+    let all: Vec<usize> = (0..data.len()).collect();
+    let mut labels = Vec::with_capacity(data.len());
+    for chunk in all.chunks(4096) {
+        labels.extend(data.batch(chunk)?.1.to_vec::<i64>()?);
+    }
+    Ok(labels)
+}
+
+/// The examples of some classes only, relabelled `0..k` in the order `classes` gives them (a
+/// source or target task cut from a larger data set: Fashion-MNIST classes 0–4 → 5–9).
+pub struct ClassSubset {
+    subset: Subset,
+    relabel: Vec<(i64, i64)>,
+}
+
+impl ClassSubset {
+    /// Keeps the examples whose label is in `classes`; an empty or repeated list, or a class
+    /// with no example, is an error.
+    pub fn new(data: Arc<dyn Dataset>, classes: &[i64]) -> Result<ClassSubset> {
+        let mut seen = classes.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        if classes.is_empty() || seen.len() != classes.len() {
+            return Err(jizen_tensor::Error::invalid(
+                "ClassSubset",
+                format!("classes {classes:?} must be distinct and non-empty"),
+            ));
+        }
+        let labels = all_labels(data.as_ref())?;
+        let keep: Vec<usize> = (0..labels.len()).filter(|&i| classes.contains(&labels[i])).collect();
+        if let Some(c) = classes.iter().find(|c| !labels.contains(c)) {
+            return Err(jizen_tensor::Error::invalid("ClassSubset", format!("no example has class {c}")));
+        }
+        let relabel = classes.iter().enumerate().map(|(new, &old)| (old, new as i64)).collect();
+        Ok(ClassSubset { subset: Subset::new(data, keep)?, relabel })
+    }
+}
+
+impl Dataset for ClassSubset {
+    fn len(&self) -> usize {
+        self.subset.len()
+    }
+
+    fn batch(&self, indices: &[usize]) -> Result<(Tensor, Tensor)> {
+        let (x, y) = self.subset.batch(indices)?;
+        let y: Vec<i64> = y
+            .to_vec::<i64>()?
+            .into_iter()
+            .map(|l| self.relabel.iter().find(|(old, _)| *old == l).map_or(l, |(_, new)| *new))
+            .collect();
+        let n = y.len();
+        Ok((x, Tensor::from_vec(y, &[n])?))
+    }
+
+    fn set_epoch(&self, epoch: u64) {
+        self.subset.set_epoch(epoch)
+    }
+}
+
 /// A label budget: the first `n` examples of each class in an order shuffled by `seed` (sorted
 /// afterwards). `n = usize::MAX` takes every example; a class with fewer than `n` examples is
 /// an error naming it.
 pub fn per_class(data: Arc<dyn Dataset>, n: usize, seed: u64) -> Result<Subset> {
     let mut order: Vec<usize> = (0..data.len()).collect();
     Rng::new(seed ^ 0x1AB3_15E7).shuffle(&mut order);
-    let mut labels = vec![0i64; data.len()];
-    let all: Vec<usize> = (0..data.len()).collect();
-    for chunk in all.chunks(4096) {
-        let y = data.batch(chunk)?.1.to_vec::<i64>()?;
-        for (&i, l) in chunk.iter().zip(y) {
-            labels[i] = l;
-        }
-    }
+    let labels = all_labels(data.as_ref())?;
     let mut taken = std::collections::BTreeMap::<i64, usize>::new();
     let mut keep = Vec::new();
     for i in order {

@@ -269,6 +269,8 @@ pub struct TrainConfig {
     pub val: Option<usize>,
     /// Train on this many labelled examples per class (a label budget; `None`: all).
     pub labels_per_class: Option<usize>,
+    /// Keep only these classes of the data set, relabelled `0..k` in this order (`None`: all).
+    pub classes: Option<Vec<i64>>,
     /// Write a training log line every this many steps.
     pub log_every: u64,
     /// Validate every this many steps (and once before the first) instead of after each epoch;
@@ -301,6 +303,7 @@ impl Default for TrainConfig {
             augment: AugmentConfig::default(),
             val: None,
             labels_per_class: None,
+            classes: None,
             log_every: 50,
             eval_every: 0,
             save_best: true,

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The transfer experiments of docs/transfer.md.
+# Usage: JIZEN_DATA=../shared/data scripts/results/transfer.sh [fashion|dae ...]
+#   fashion: supervised transfer on Fashion-MNIST, classes 0-4 -> classes 5-9 (the CNN).
+#   dae:     denoising-autoencoder pre-training on the 60,000 MNIST training images (labels
+#            unused), then fine-tuning with 10 and 100 labels per class (the MLP).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -q -p jizen-cli
+jizen=target/release/jizen
+runs=("$@")
+[ ${#runs[@]} -eq 0 ] && runs=(fashion dae)
+for run in "${runs[@]}"; do
+  case "$run" in
+    fashion)
+      "$jizen" pretrain --model cnn --data fashion-mnist --classes 0-4 --epochs 3 --val 0 --quiet \
+        --out runs/transfer/fashion04
+      "$jizen" compare --from runs/transfer/fashion04/final.safetensors --data fashion-mnist --classes 5-9 \
+        --labels 10,100 --seeds 3 --steps 300 --eval-every 25 --batch-size 32 --quiet \
+        --out runs/transfer/fashion59 ;;
+    dae)
+      "$jizen" pretrain --objective denoising --noise 0.3 --model mlp --data mnist --epochs 10 \
+        --batch-size 128 --val 0 --quiet --out runs/transfer/dae
+      "$jizen" compare --from runs/transfer/dae/final.safetensors --data mnist \
+        --labels 10,100 --seeds 3 --steps 500 --eval-every 50 --batch-size 32 --quiet \
+        --out runs/transfer/dae-mnist ;;
+    *) echo "unknown experiment $run (fashion, dae)" >&2; exit 2 ;;
+  esac
+done
