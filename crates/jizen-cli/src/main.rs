@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod data;
 mod datasets;
 mod demo;
+mod probe;
 mod train;
 mod transfer;
 
@@ -82,6 +83,15 @@ enum Command {
     /// What a checkpoint holds and where its weights came from, back to the random initialisation.
     #[command(after_help = "Examples:\n  jizen info runs/finetune/final.safetensors")]
     Info(transfer::InfoArgs),
+    /// Probe a checkpoint's features against its random initialisation: logistic regression and
+    /// k-NN on the layer before the head, and a 2-D PCA of the features by class.
+    #[command(after_help = "Examples:\n  \
+        jizen probe runs/pre/final.safetensors --data digits\n  \
+        jizen probe runs/dae/final.safetensors --data mnist --n-train 2000 --n-test 1000 --out runs/dae-probe\n  \
+        jizen probe runs/mnist-cnn/best.safetensors --layers 8\n\n\
+        The features are those of the first --layers layers (default: every layer before the last Linear;\n\
+        for an autoencoder, its encoder). Writes probe.md, probe.json, probe-pca.svg and probe-pca.png.")]
+    Probe(probe::ProbeArgs),
     /// Download and verify a public data set (mnist, fashion-mnist, cifar10, ptb).
     Data(data::DataArgs),
 }
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
         Command::Finetune(args) => transfer::finetune(&args),
         Command::Info(args) => transfer::info(&args),
         Command::Compare(args) => transfer::compare(&args),
+        Command::Probe(args) => probe::probe(&args),
         Command::Data(args) => data::run(&args).map_err(Into::into),
     };
     match result {
@@ -106,5 +117,14 @@ fn main() -> ExitCode {
             eprintln!("jizen: error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

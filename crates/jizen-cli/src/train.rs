@@ -87,7 +87,7 @@ pub struct RunFlags {
     labels_per_class: Option<usize>,
     /// Keep only these classes, relabelled 0.. in this order: "0-4" or "5,6,7".
     #[arg(long, value_parser = parse_classes)]
-    classes: Option<Vec<i64>>,
+    classes: Option<ClassList>,
     /// Stop after this many epochs without a better validation accuracy.
     #[arg(long)]
     early_stopping: Option<u64>,
@@ -127,8 +127,12 @@ impl RunFlags {
     }
 }
 
+/// The classes given to `--classes`.
+#[derive(Clone, Debug)]
+pub struct ClassList(Vec<i64>);
+
 /// `"0-4"` → `[0, 1, 2, 3, 4]`; `"5,7,9"` → `[5, 7, 9]`.
-fn parse_classes(text: &str) -> std::result::Result<Vec<i64>, String> {
+fn parse_classes(text: &str) -> std::result::Result<ClassList, String> {
     let bad = || format!("{text:?}: expected a range like 0-4 or a list like 5,6,7");
     let mut out = Vec::new();
     for part in text.split(',') {
@@ -143,7 +147,7 @@ fn parse_classes(text: &str) -> std::result::Result<Vec<i64>, String> {
             None => out.push(part.trim().parse().map_err(|_| bad())?),
         }
     }
-    Ok(out)
+    Ok(ClassList(out))
 }
 
 /// Arguments of `jizen eval`.
@@ -283,7 +287,7 @@ pub fn train_config(a: &RunFlags, config: &Option<PathBuf>) -> Result<TrainConfi
     }
     c.val = a.val.or(c.val);
     c.labels_per_class = a.labels_per_class.or(c.labels_per_class);
-    if let Some(classes) = &a.classes {
+    if let Some(ClassList(classes)) = &a.classes {
         c.classes = Some(classes.clone());
     }
     if let Some(p) = a.early_stopping {
