@@ -19,7 +19,7 @@ static REGISTER: Once = Once::new();
 const TRAIN: RGBColor = RGBColor(0x00, 0x72, 0xB2);
 const VAL: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The font is a fixed, valid file; failing to parse it would be a build defect.
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).ok().expect("embedded font parses");

@@ -15,6 +15,7 @@ pub mod headstart;
 pub mod metrics;
 pub mod plot;
 pub mod predict;
+pub mod probe;
 pub mod stats;
 pub mod trainer;
 pub mod transfer;
@@ -25,6 +26,7 @@ pub use config::{AugmentConfig, EarlyStopping, Objective, OptimizerConfig, Sched
 pub use evaluate::{EvalReport, Evaluator, SharedDataset};
 pub use metrics::{MetricsLog, Record};
 pub use predict::{Prediction, Predictor};
+pub use probe::{ArmReport, ProbeConfig, ProbeReport, ProbeTask};
 pub use trainer::{Callback, FitReport, Trainer};
 pub use transfer::{OnShapeMismatch, Stages, TransferManifest, TransferReport};
 
