@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod data;
 mod datasets;
 mod demo;
@@ -94,6 +95,14 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Download and verify a public data set (mnist, fashion-mnist, cifar10, ptb).
     Data(data::DataArgs),
+    /// Time a training step (or inference call, sgemm, epoch) on synthetic data; one JSON line.
+    #[command(
+        after_help = "Examples:\n  jizen bench mlp\n  JIZEN_THREADS=2 jizen bench cnn\n  jizen bench gemm --quick\n\n\
+        Steps: 10 warm-up, then 50 timed (median, p10, p90 in ms); infer: µs per call; gemm: GFLOP/s;\n\
+        epoch-*: one epoch over 60,000 MNIST-shaped examples, loading included (3 epochs timed).\n\
+        scripts/bench/compare_workloads.py runs these against PyTorch and prints the ratios."
+    )]
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => transfer::compare(&args),
         Command::Probe(args) => probe::probe(&args),
         Command::Data(args) => data::run(&args).map_err(Into::into),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

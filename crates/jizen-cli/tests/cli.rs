@@ -302,3 +302,18 @@ fn compare_writes_the_head_start_report() {
     std::fs::remove_dir_all(&pre).ok();
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn bench_quick_prints_one_json_line_per_workload() {
+    for (workload, unit) in [("mlp", "ms/step"), ("infer", "us/call"), ("gemm", "GFLOP/s")] {
+        let o = run(&["bench", workload, "--quick"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let line = String::from_utf8_lossy(&o.stdout);
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(v["workload"], workload);
+        assert_eq!(v["unit"], unit);
+        assert_eq!(v["threads"], 2);
+        assert!(v["median"].as_f64().unwrap() > 0.0 && v["p10"].as_f64() <= v["p90"].as_f64());
+        assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+    }
+}

@@ -1,0 +1,195 @@
+//! `jizen bench WORKLOAD`: a training step (forward, backward, optimizer update) on synthetic
+//! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed; one JSON line with
+//! the median, p10 and p90, the peak resident memory and the threads. The PyTorch twin is
+//! `scripts/bench/torch_workloads.py`; `scripts/bench/compare_workloads.py` runs both.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use jizen_data::{Compose, DataLoader, Dataset, ImageSet, LoaderConfig, Transformed};
+use jizen_models::{zoo, Model};
+use jizen_nn::{Adam, AdamConfig, Module, Optimizer, Sgd, SgdConfig};
+use jizen_tensor::{cross_entropy, no_grad, DType, Rng, Tensor};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// The workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// 784-512-256-10 ReLU MLP, batch 128, cross-entropy, SGD momentum 0.9, lr 0.05.
+    Mlp,
+    /// The zoo CNN on 1×28×28, batch 64, Adam 1e-3.
+    Cnn,
+    /// The `mlp` forward pass at batch 1 without gradient tracking (microseconds per call).
+    Infer,
+    /// sgemm 1024×1024×1024 (GFLOP/s).
+    Gemm,
+    /// One epoch of `mlp` over 60,000 MNIST-shaped examples, data loading included.
+    EpochMlp,
+    /// One epoch of `cnn` over 60,000 MNIST-shaped examples, data loading included.
+    EpochCnn,
+}
+
+/// Arguments of `jizen bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    workload: Workload,
+    /// 2 warm-up and 5 timed steps (to check that the benchmark runs, not to measure).
+    #[arg(long)]
+    quick: bool,
+}
+
+/// Median, p10 and p90 of `v` (nearest rank).
+fn percentiles(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+    (at(0.5), at(0.1), at(0.9))
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Times `step` after `warmup` untimed calls; milliseconds per call.
+fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..warmup {
+        step()?;
+    }
+    let mut out = Vec::with_capacity(timed);
+    for _ in 0..timed {
+        let t = Instant::now();
+        step()?;
+        out.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(out)
+}
+
+/// A training step of `model` on `(x, y)`.
+fn train_step(model: &dyn Module, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor) -> Result<()> {
+    opt.zero_grad();
+    let loss = cross_entropy(&model.forward(x)?, y, Default::default())?;
+    loss.backward()?;
+    opt.step()?;
+    Ok(())
+}
+
+fn mlp_model() -> Result<Model> {
+    Ok(Model::build(&zoo("mlp", &[784], 10)?, DType::F32, 0)?)
+}
+
+fn cnn_model() -> Result<Model> {
+    Ok(Model::build(&zoo("cnn", &[1, 28, 28], 10)?, DType::F32, 0)?)
+}
+
+fn sgd(model: &Model) -> Sgd {
+    Sgd::new(model.parameters(), SgdConfig { lr: 0.05, momentum: 0.9, ..Default::default() })
+}
+
+fn adam(model: &Model) -> Adam {
+    Adam::new(model.parameters(), AdamConfig { lr: 1e-3, ..Default::default() })
+}
+
+/// 60,000 random MNIST-shaped images with labels (seeded).
+fn synthetic_mnist() -> ImageSet {
+    let mut rng = Rng::new(0);
+    let n = 60_000;
+    let pixels = (0..n * 784).map(|_| rng.below(256) as u8).collect();
+    let labels = (0..n).map(|_| rng.below(10) as u8).collect();
+    ImageSet { rows: 28, cols: 28, pixels, labels }
+}
+
+/// One epoch over `data` in batches of `batch` (shuffled, prefetched), in milliseconds.
+fn epoch(model: &Model, opt: &mut dyn Optimizer, data: Arc<dyn Dataset>, batch: usize) -> Result<f64> {
+    let loader = DataLoader::new(
+        Arc::new(jizen_train::SharedDataset(data)),
+        LoaderConfig { batch_size: batch, ..Default::default() },
+    )?;
+    let t = Instant::now();
+    for b in loader.epoch(0, 0) {
+        let (x, y) = b?;
+        train_step(model, opt, &x, &y)?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// `jizen bench`.
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let (warmup, timed) = if a.quick { (2, 5) } else { (10, 50) };
+    let mut rng = Rng::new(0);
+    let labels = |n: usize, rng: &mut Rng| -> Result<Tensor> {
+        Ok(Tensor::from_vec((0..n).map(|_| rng.below(10) as i64).collect::<Vec<_>>(), &[n])?)
+    };
+    let (name, unit, mut samples): (&str, &str, Vec<f64>) = match a.workload {
+        Workload::Mlp => {
+            let model = mlp_model()?;
+            let mut opt = sgd(&model);
+            let (x, y) = (Tensor::randn(&[128, 784], DType::F32, &mut rng), labels(128, &mut rng)?);
+            ("mlp", "ms/step", time_steps(warmup, timed, || train_step(&model, &mut opt, &x, &y))?)
+        }
+        Workload::Cnn => {
+            let model = cnn_model()?;
+            let mut opt = adam(&model);
+            let (x, y) = (Tensor::randn(&[64, 1, 28, 28], DType::F32, &mut rng), labels(64, &mut rng)?);
+            ("cnn", "ms/step", time_steps(warmup, timed, || train_step(&model, &mut opt, &x, &y))?)
+        }
+        Workload::Infer => {
+            let model = mlp_model()?;
+            model.set_training(false);
+            let x = Tensor::randn(&[1, 784], DType::F32, &mut rng);
+            // Each sample is the mean of 100 calls: one call is too short to time alone.
+            let calls = 100;
+            let ms = time_steps(warmup, timed, || {
+                for _ in 0..calls {
+                    no_grad(|| model.forward(&x))?;
+                }
+                Ok(())
+            })?;
+            ("infer", "us/call", ms.into_iter().map(|m| m * 1e3 / calls as f64).collect())
+        }
+        Workload::Gemm => {
+            let (a_, b_) = (
+                Tensor::randn(&[1024, 1024], DType::F32, &mut rng),
+                Tensor::randn(&[1024, 1024], DType::F32, &mut rng),
+            );
+            let ms = time_steps(warmup, timed, || {
+                a_.matmul(&b_)?;
+                Ok(())
+            })?;
+            let flops = 2.0 * 1024f64.powi(3);
+            ("gemm", "GFLOP/s", ms.into_iter().map(|m| flops / (m * 1e-3) / 1e9).collect())
+        }
+        Workload::EpochMlp | Workload::EpochCnn => {
+            let cnn = a.workload == Workload::EpochCnn;
+            let set = Arc::new(synthetic_mnist());
+            let (model, batch) = if cnn { (cnn_model()?, 64) } else { (mlp_model()?, 128) };
+            let mut opt: Box<dyn Optimizer> = if cnn { Box::new(adam(&model)) } else { Box::new(sgd(&model)) };
+            let data: Arc<dyn Dataset> = if cnn { Arc::new(Transformed::new(set, Compose::new(), 0)) } else { set };
+            let rounds = if a.quick { 1 } else { 3 };
+            let mut v = Vec::new();
+            for _ in 0..rounds {
+                v.push(epoch(&model, opt.as_mut(), data.clone(), batch)?);
+            }
+            (if cnn { "epoch-cnn" } else { "epoch-mlp" }, "ms/epoch", v)
+        }
+    };
+    let (median, p10, p90) = percentiles(&mut samples);
+    let json = serde_json::json!({
+        "workload": name,
+        "framework": "jizen",
+        "unit": unit,
+        "median": median,
+        "p10": p10,
+        "p90": p90,
+        "samples": samples.len(),
+        "peak_rss_mib": peak_rss_mib(),
+        "threads": jizen_tensor::num_threads(),
+    });
+    println!("{json}");
+    Ok(())
+}
