@@ -1,13 +1,15 @@
-//! k-nearest-neighbour classification by brute force (scikit-learn's
-//! `KNeighborsClassifier(algorithm="brute")`, Euclidean metric).
+//! k-nearest neighbours: classification and regression (scikit-learn's
+//! `KNeighborsClassifier` and `KNeighborsRegressor`, Euclidean metric), by brute force or with a
+//! k-d tree.
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_labels, check_n_features, encode_classes, Matrix};
 use crate::error::{MlError, Result};
+use crate::kdtree::{sq_dist, KdTree};
 use crate::metrics::accuracy;
 
-/// How the k neighbours' votes are weighted.
+/// How the k neighbours' votes (or targets) are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum KnnWeights {
     /// Every neighbour has one vote.
@@ -18,6 +20,23 @@ pub enum KnnWeights {
     Distance,
 }
 
+/// How neighbours are searched. Every choice returns the same neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum KnnAlgorithm {
+    /// A k-d tree for at most [`KD_TREE_MAX_FEATURES`] features when `k` is below half the
+    /// training set (where pruning pays), brute force otherwise.
+    #[default]
+    Auto,
+    /// Distances to every training row, by one matrix product per block of queries.
+    Brute,
+    /// A [`KdTree`] built at fit time.
+    KdTree,
+}
+
+/// The most features for which [`KnnAlgorithm::Auto`] builds a k-d tree (scikit-learn's rule):
+/// beyond that, boxes rarely prune and brute force is faster.
+pub const KD_TREE_MAX_FEATURES: usize = 15;
+
 /// Configuration of a k-nearest-neighbour classifier.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct KnnConfig {
@@ -25,50 +44,139 @@ pub struct KnnConfig {
     pub k: usize,
     /// How the votes are weighted.
     pub weights: KnnWeights,
+    /// How neighbours are searched.
+    pub algorithm: KnnAlgorithm,
 }
 
-/// A fitted classifier: the training set itself, plus the squared norm of every training row.
+/// Configuration of a k-nearest-neighbour regressor (the prediction is the, possibly
+/// distance-weighted, mean of the neighbours' targets).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KnnRegressorConfig {
+    /// How many neighbours are averaged (at least 1, at most the number of training samples).
+    pub k: usize,
+    /// How the targets are weighted.
+    pub weights: KnnWeights,
+    /// How neighbours are searched.
+    pub algorithm: KnnAlgorithm,
+}
+
+/// The training rows and the search structure shared by the classifier and the regressor.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Knn {
+struct NeighbourIndex {
     k: usize,
-    weights: KnnWeights,
     x: Matrix,
+    /// Squared norm of every training row, for the brute-force matrix-product distances.
     x_sq: Vec<f64>,
-    classes: Vec<usize>,
-    /// Per training row, the index of its label in `classes`.
-    y: Vec<usize>,
+    tree: Option<KdTree>,
 }
 
 /// Test rows per distance block: bounds the `[block, n_train]` distance matrix in memory.
 const BLOCK: usize = 256;
 
+/// Validates `k` and `x` and builds the search structure.
+fn index(what: &'static str, x: &Matrix, k: usize, algorithm: KnnAlgorithm) -> Result<NeighbourIndex> {
+    check_features(what, x)?;
+    if k == 0 {
+        return Err(MlError::InvalidParameter { what, detail: "k must be at least 1".into() });
+    }
+    if k > x.nrows() {
+        return Err(MlError::TooFew { what, param: "k", requested: k, available: x.nrows(), unit: "samples" });
+    }
+    let use_tree = match algorithm {
+        KnnAlgorithm::Brute => false,
+        KnnAlgorithm::KdTree => true,
+        KnnAlgorithm::Auto => x.ncols() <= KD_TREE_MAX_FEATURES && 2 * k < x.nrows(),
+    };
+    let x_sq = (0..x.nrows()).map(|i| x.row(i).iter().map(|v| v * v).sum()).collect();
+    Ok(NeighbourIndex { k, x: x.clone(), x_sq, tree: use_tree.then(|| KdTree::build(x)) })
+}
+
+impl NeighbourIndex {
+    /// See [`Knn::kneighbors`].
+    fn kneighbors(&self, what: &'static str, x: &Matrix) -> Result<Vec<Vec<(usize, f64)>>> {
+        check_n_features(what, x, self.x.ncols())?;
+        let k = self.k;
+        let mut out = Vec::with_capacity(x.nrows());
+        if let Some(tree) = &self.tree {
+            let mut q = vec![0.0; x.ncols()];
+            for i in 0..x.nrows() {
+                q.iter_mut().enumerate().for_each(|(j, v)| *v = x[(i, j)]);
+                out.push(tree.query(&self.x, &q, k).into_iter().map(|(t, d2)| (t, d2.sqrt())).collect());
+            }
+            return Ok(out);
+        }
+        let n_train = self.x.nrows();
+        let d = x.ncols() as f64;
+        let x_sq_max = self.x_sq.iter().copied().fold(0.0, f64::max);
+        let mut order: Vec<usize> = Vec::with_capacity(n_train);
+        let mut q = vec![0.0; x.ncols()];
+        for start in (0..x.nrows()).step_by(BLOCK) {
+            let rows = BLOCK.min(x.nrows() - start);
+            let qb = x.subrows(start, rows);
+            let ab = qb * self.x.transpose(); // [rows, n_train]
+            for i in 0..rows {
+                q.iter_mut().enumerate().for_each(|(j, v)| *v = qb[(i, j)]);
+                let q_sq: f64 = q.iter().map(|v| v * v).sum();
+                // Fast but rounded squared distances; they only shortlist the candidates.
+                let d2: Vec<f64> = (0..n_train).map(|t| (q_sq + self.x_sq[t] - 2.0 * ab[(i, t)]).max(0.0)).collect();
+                order.clear();
+                order.extend(0..n_train);
+                if k < n_train {
+                    order.select_nth_unstable_by(k - 1, |a, b| d2[*a].total_cmp(&d2[*b]));
+                }
+                // Everything within the rounding error of the k-th shortlisted distance is
+                // re-ranked by its exact distance, so results equal the k-d tree's bit for bit.
+                let slack = 8.0 * (d + 2.0) * f64::EPSILON * (q_sq + x_sq_max);
+                let bound = d2[order[k - 1]] + 2.0 * slack;
+                let mut cand: Vec<(usize, f64)> =
+                    (0..n_train).filter(|&t| d2[t] <= bound).map(|t| (t, sq_dist(&q, &self.x, t))).collect();
+                cand.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                cand.truncate(k);
+                out.push(cand.into_iter().map(|(t, d2)| (t, d2.sqrt())).collect());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The weight of every neighbour of one query under `weights` (see [`KnnWeights`]).
+fn neighbour_weights(weights: KnnWeights, nb: &[(usize, f64)]) -> Vec<f64> {
+    let exact = nb.iter().any(|&(_, d)| d == 0.0);
+    nb.iter()
+        .map(|&(_, d)| match weights {
+            KnnWeights::Uniform => 1.0,
+            KnnWeights::Distance if exact => f64::from(u8::from(d == 0.0)),
+            KnnWeights::Distance => 1.0 / d,
+        })
+        .collect()
+}
+
+/// A fitted classifier: the training set itself and its search structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Knn {
+    index: NeighbourIndex,
+    weights: KnnWeights,
+    classes: Vec<usize>,
+    /// Per training row, the index of its label in `classes`.
+    y: Vec<usize>,
+}
+
 impl KnnConfig {
-    /// A configuration with `k` neighbours and uniform weights.
+    /// A configuration with `k` neighbours, uniform weights and automatic search.
     pub fn new(k: usize) -> Self {
-        KnnConfig { k, weights: KnnWeights::Uniform }
+        KnnConfig { k, weights: KnnWeights::Uniform, algorithm: KnnAlgorithm::Auto }
     }
 
-    /// Stores the training data. Errors when `k` is 0 or exceeds the number of samples, on
-    /// non-finite features, and when `y` has a different length or a single class.
+    /// Stores the training data (and builds a k-d tree when chosen). Errors when `k` is 0 or
+    /// exceeds the number of samples, on non-finite features, and when `y` has a different
+    /// length or a single class.
     pub fn fit(&self, x: &Matrix, y: &[usize]) -> Result<Knn> {
         const WHAT: &str = "KnnConfig::fit";
         check_features(WHAT, x)?;
         check_labels(WHAT, x, y)?;
-        if self.k == 0 {
-            return Err(MlError::InvalidParameter { what: WHAT, detail: "k must be at least 1".into() });
-        }
-        if self.k > x.nrows() {
-            return Err(MlError::TooFew {
-                what: WHAT,
-                param: "k",
-                requested: self.k,
-                available: x.nrows(),
-                unit: "samples",
-            });
-        }
+        let index = index(WHAT, x, self.k, self.algorithm)?;
         let (classes, y) = encode_classes(WHAT, y)?;
-        let x_sq = (0..x.nrows()).map(|i| x.row(i).iter().map(|v| v * v).sum()).collect();
-        Ok(Knn { k: self.k, weights: self.weights, x: x.clone(), x_sq, classes, y })
+        Ok(Knn { index, weights: self.weights, classes, y })
     }
 }
 
@@ -79,35 +187,19 @@ impl Knn {
         &self.classes
     }
 
+    /// Whether the fit built a k-d tree (rather than searching by brute force).
+    pub fn uses_kd_tree(&self) -> bool {
+        self.index.tree.is_some()
+    }
+
     /// For each row of `x`, the indices (into the training set) and Euclidean distances of its
-    /// `k` nearest training rows, nearest first. Squared distances come from
-    /// `|a|² + |b|² − 2 a·b` with one matrix product per block of rows, clamped at 0 against
-    /// rounding. Equal distances are ordered by training index (scikit-learn leaves that order
-    /// unspecified, so on exact ties the k-th neighbour may differ).
+    /// `k` nearest training rows, nearest first, equal distances ordered by training index
+    /// (scikit-learn leaves that order unspecified, so on exact ties the k-th neighbour may
+    /// differ). Brute force shortlists candidates by `|a|² + |b|² − 2 a·b` with one matrix
+    /// product per block of rows, then ranks them by exact distances; the k-d tree computes the
+    /// same exact distances, so both return identical neighbours.
     pub fn kneighbors(&self, x: &Matrix) -> Result<Vec<Vec<(usize, f64)>>> {
-        check_n_features("Knn::kneighbors", x, self.x.ncols())?;
-        let n_train = self.x.nrows();
-        let mut out = Vec::with_capacity(x.nrows());
-        let mut order: Vec<usize> = Vec::with_capacity(n_train);
-        for start in (0..x.nrows()).step_by(BLOCK) {
-            let rows = BLOCK.min(x.nrows() - start);
-            let q = x.subrows(start, rows);
-            let ab = q * self.x.transpose(); // [rows, n_train]
-            for i in 0..rows {
-                let q_sq: f64 = q.row(i).iter().map(|v| v * v).sum();
-                let d2: Vec<f64> = (0..n_train).map(|t| (q_sq + self.x_sq[t] - 2.0 * ab[(i, t)]).max(0.0)).collect();
-                let cmp = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
-                order.clear();
-                order.extend(0..n_train);
-                if self.k < n_train {
-                    order.select_nth_unstable_by(self.k - 1, cmp);
-                    order.truncate(self.k);
-                }
-                order.sort_unstable_by(cmp);
-                out.push(order.iter().map(|&t| (t, d2[t].sqrt())).collect());
-            }
-        }
-        Ok(out)
+        self.index.kneighbors("Knn::kneighbors", x)
     }
 
     /// For each row of `x`, the weighted share of each class among its neighbours,
@@ -116,13 +208,7 @@ impl Knn {
         let nbrs = self.kneighbors(x)?;
         let mut p = Matrix::zeros(x.nrows(), self.classes.len());
         for (i, nb) in nbrs.iter().enumerate() {
-            let exact = nb.iter().any(|&(_, d)| d == 0.0);
-            for &(t, d) in nb {
-                let w = match self.weights {
-                    KnnWeights::Uniform => 1.0,
-                    KnnWeights::Distance if exact => f64::from(u8::from(d == 0.0)),
-                    KnnWeights::Distance => 1.0 / d,
-                };
+            for (&(t, _), w) in nb.iter().zip(neighbour_weights(self.weights, nb)) {
                 p[(i, self.y[t])] += w;
             }
             let total: f64 = (0..self.classes.len()).map(|c| p[(i, c)]).sum();
@@ -158,6 +244,88 @@ impl Knn {
     }
 }
 
+/// A fitted k-nearest-neighbour regressor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnnRegressor {
+    index: NeighbourIndex,
+    weights: KnnWeights,
+    y: Vec<f64>,
+}
+
+impl KnnRegressorConfig {
+    /// A configuration with `k` neighbours, uniform weights and automatic search.
+    pub fn new(k: usize) -> Self {
+        KnnRegressorConfig { k, weights: KnnWeights::Uniform, algorithm: KnnAlgorithm::Auto }
+    }
+
+    /// Stores the training data. Errors when `k` is 0 or exceeds the number of samples, on
+    /// non-finite features or targets, and when `y` has a different length.
+    pub fn fit(&self, x: &Matrix, y: &[f64]) -> Result<KnnRegressor> {
+        const WHAT: &str = "KnnRegressorConfig::fit";
+        check_features(WHAT, x)?;
+        check_targets(WHAT, x, y)?;
+        let index = index(WHAT, x, self.k, self.algorithm)?;
+        Ok(KnnRegressor { index, weights: self.weights, y: y.to_vec() })
+    }
+}
+
+/// Checks that there is one finite target per row of `x`.
+fn check_targets(what: &'static str, x: &Matrix, y: &[f64]) -> Result<()> {
+    if x.nrows() != y.len() {
+        return Err(MlError::ShapeMismatch {
+            what,
+            detail: format!("x has {} rows but y has {} targets", x.nrows(), y.len()),
+        });
+    }
+    if let Some(row) = y.iter().position(|v| !v.is_finite()) {
+        return Err(MlError::NonFinite { what, row, col: 0, value: y[row] });
+    }
+    Ok(())
+}
+
+impl KnnRegressor {
+    /// Like [`Knn::kneighbors`].
+    pub fn kneighbors(&self, x: &Matrix) -> Result<Vec<Vec<(usize, f64)>>> {
+        self.index.kneighbors("KnnRegressor::kneighbors", x)
+    }
+
+    /// Whether the fit built a k-d tree (rather than searching by brute force).
+    pub fn uses_kd_tree(&self) -> bool {
+        self.index.tree.is_some()
+    }
+
+    /// The (weighted) mean target of each row's neighbours.
+    pub fn predict(&self, x: &Matrix) -> Result<Vec<f64>> {
+        Ok(self
+            .kneighbors(x)?
+            .iter()
+            .map(|nb| {
+                let w = neighbour_weights(self.weights, nb);
+                let total: f64 = w.iter().sum();
+                nb.iter().zip(&w).map(|(&(t, _), w)| w * self.y[t]).sum::<f64>() / total
+            })
+            .collect())
+    }
+
+    /// The coefficient of determination `R² = 1 − Σ (y − ŷ)² / Σ (y − ȳ)²` of
+    /// [`predict`](Self::predict) on `(x, y)` (scikit-learn's `score`; 1 is perfect, and for
+    /// constant `y` it is 1 when the predictions are exact, else 0).
+    pub fn score(&self, x: &Matrix, y: &[f64]) -> Result<f64> {
+        check_targets("KnnRegressor::score", x, y)?;
+        let pred = self.predict(x)?;
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        let ss_res: f64 = y.iter().zip(&pred).map(|(a, b)| (a - b).powi(2)).sum();
+        let ss_tot: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();
+        Ok(if ss_tot > 0.0 {
+            1.0 - ss_res / ss_tot
+        } else if ss_res == 0.0 {
+            1.0
+        } else {
+            0.0
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,15 +357,74 @@ mod tests {
         // at 5.5 and the smaller index, 1.0 (3), wins. Uniform: 2-2 -> 3; distance -> 8.
         let q = matrix_from_rows(1, 1, &[6.5]).unwrap();
         assert_eq!(KnnConfig::new(4).fit(&x, &y).unwrap().predict(&q).unwrap(), vec![3]);
-        let cfg = KnnConfig { k: 4, weights: KnnWeights::Distance };
+        let cfg = KnnConfig { weights: KnnWeights::Distance, ..KnnConfig::new(4) };
         assert_eq!(cfg.fit(&x, &y).unwrap().predict(&q).unwrap(), vec![8]);
     }
 
     #[test]
     fn exact_matches_outvote_everything_with_distance_weights() {
         let x = matrix_from_rows(3, 1, &[0.0, 0.1, 0.2]).unwrap();
-        let knn = KnnConfig { k: 3, weights: KnnWeights::Distance }.fit(&x, &[1, 2, 2]).unwrap();
+        let knn = KnnConfig { weights: KnnWeights::Distance, ..KnnConfig::new(3) }.fit(&x, &[1, 2, 2]).unwrap();
         let p = knn.predict_proba(&matrix_from_rows(1, 1, &[0.0]).unwrap()).unwrap();
         assert_eq!((p[(0, 0)], p[(0, 1)]), (1.0, 0.0));
+    }
+
+    /// Random points on a coarse grid (many exact distance ties), in `d` dimensions.
+    fn grid_points(n: usize, d: usize, seed: u64) -> Matrix {
+        let mut rng = crate::split::SplitMix64(seed);
+        Matrix::from_fn(n, d, |_, _| rng.below(5) as f64)
+    }
+
+    #[test]
+    fn kd_tree_returns_exactly_the_brute_force_neighbours() {
+        for (d, seed) in [(1, 1), (2, 2), (3, 3), (8, 4)] {
+            let x = grid_points(300, d, seed);
+            let q = grid_points(60, d, seed + 100);
+            let y: Vec<usize> = (0..300).map(|i| i % 3).collect();
+            for k in [1, 4, 17] {
+                let brute = KnnConfig { algorithm: KnnAlgorithm::Brute, ..KnnConfig::new(k) }.fit(&x, &y).unwrap();
+                let tree = KnnConfig { algorithm: KnnAlgorithm::KdTree, ..KnnConfig::new(k) }.fit(&x, &y).unwrap();
+                assert!(tree.uses_kd_tree() && !brute.uses_kd_tree());
+                assert_eq!(tree.kneighbors(&q).unwrap(), brute.kneighbors(&q).unwrap(), "d {d}, k {k}");
+            }
+        }
+        // Continuous data too, where ties are rare and pruning does the work.
+        let mut rng = crate::split::SplitMix64(7);
+        let x = Matrix::from_fn(500, 4, |_, _| rng.normal());
+        let q = Matrix::from_fn(50, 4, |_, _| rng.normal());
+        let t: Vec<f64> = (0..500).map(|i| i as f64).collect();
+        let brute = KnnRegressorConfig { algorithm: KnnAlgorithm::Brute, ..KnnRegressorConfig::new(6) };
+        let tree = KnnRegressorConfig { algorithm: KnnAlgorithm::KdTree, ..brute };
+        assert_eq!(
+            brute.fit(&x, &t).unwrap().kneighbors(&q).unwrap(),
+            tree.fit(&x, &t).unwrap().kneighbors(&q).unwrap()
+        );
+    }
+
+    #[test]
+    fn auto_picks_the_tree_for_few_features_only() {
+        let y: Vec<usize> = (0..100).map(|i| i % 2).collect();
+        assert!(KnnConfig::new(5).fit(&grid_points(100, 15, 1), &y).unwrap().uses_kd_tree());
+        assert!(!KnnConfig::new(5).fit(&grid_points(100, 16, 1), &y).unwrap().uses_kd_tree());
+        assert!(!KnnConfig::new(60).fit(&grid_points(100, 2, 1), &y).unwrap().uses_kd_tree());
+    }
+
+    #[test]
+    fn regressor_averages_neighbour_targets() {
+        let (x, _) = line();
+        let t = [0.0, 1.0, 2.0, 10.0, 20.0, 30.0];
+        let q = matrix_from_rows(2, 1, &[0.9, 11.0]).unwrap();
+        let uniform = KnnRegressorConfig::new(2).fit(&x, &t).unwrap();
+        // 11.0: itself (target 20), then 10.0 and 12.0 tie at distance 1 and the smaller index wins.
+        assert_eq!(uniform.predict(&q).unwrap(), vec![0.5, 15.0]);
+        let cfg = KnnRegressorConfig { weights: KnnWeights::Distance, ..KnnRegressorConfig::new(2) };
+        let weighted = cfg.fit(&x, &t).unwrap();
+        // 0.9: neighbours 1.0 (d 0.1, target 1) and 0.0 (d 0.9, target 0): (10 * 1 + 0) / (10 + 1/0.9).
+        let want = 10.0 / (10.0 + 1.0 / 0.9);
+        let got = weighted.predict(&q).unwrap();
+        assert!((got[0] - want).abs() < 1e-12, "{got:?}");
+        assert_eq!(got[1], 20.0, "an exact match takes all the weight");
+        assert_eq!(weighted.score(&x, &t).unwrap(), 1.0);
+        assert!(uniform.score(&x, &t).unwrap() < 1.0);
     }
 }

@@ -6,8 +6,14 @@
 //! Bad input (NaN or infinite features, empty data, more components or neighbours than the data
 //! holds, a single class) is an [`MlError`], never a panic or a silently NaN model.
 //!
-//! scikit-learn is the oracle: `tests/sklearn_parity.rs` compares with fixtures written by
-//! `scripts/fixtures/sklearn_ml.py`.
+//! The estimators: [`LogisticRegression`], [`LinearSvc`] (dual coordinate descent) and [`Svc`]
+//! (SMO with shrinking and a kernel cache; RBF, polynomial, linear), [`Knn`] and
+//! [`KnnRegressor`] (brute force or a k-d tree), [`Pca`] (full or randomized SVD, whitening),
+//! [`KMeans`] and [`GaussianMixture`] (EM, four covariance types), with [`StandardScaler`],
+//! splits, stratified k-fold cross-validation and classification metrics around them.
+//!
+//! scikit-learn is the oracle: `tests/sklearn_parity.rs`, `svm_parity.rs`, `mixture_parity.rs`
+//! and `extras_parity.rs` compare with fixtures written by `scripts/fixtures/sklearn_*.py`.
 //!
 //! ```
 //! use jizen_ml::{matrix_from_rows, StandardScalerConfig};
@@ -20,6 +26,9 @@
 
 pub mod data;
 pub mod error;
+pub mod gmm;
+pub mod kdtree;
+pub mod kmeans;
 pub mod knn;
 pub mod lbfgs;
 pub mod logistic;
@@ -27,16 +36,24 @@ pub mod metrics;
 pub mod pca;
 pub mod scaler;
 pub mod split;
+pub mod svm;
 
 pub use data::{check_features, check_labels, check_n_features, encode_classes, matrix_from_rows, select_rows, Matrix};
 pub use error::{MlError, Result};
-pub use knn::{Knn, KnnConfig, KnnWeights};
+pub use gmm::{CovarianceType, Covariances, GaussianMixture, GaussianMixtureConfig, GmmInit, GmmParams};
+pub use kdtree::KdTree;
+pub use kmeans::{KMeans, KMeansConfig, KMeansInit};
+pub use knn::{Knn, KnnAlgorithm, KnnConfig, KnnRegressor, KnnRegressorConfig, KnnWeights, KD_TREE_MAX_FEATURES};
 pub use lbfgs::{minimize, LbfgsConfig, LbfgsReport};
 pub use logistic::{LogisticRegression, LogisticRegressionConfig};
-pub use metrics::{accuracy, confusion_matrix, ConfusionMatrix};
-pub use pca::{Pca, PcaConfig};
+pub use metrics::{
+    accuracy, classification_report, confusion_matrix, f1_score, precision_score, recall_score, Average,
+    ClassificationReport, ConfusionMatrix,
+};
+pub use pca::{Pca, PcaConfig, SvdSolver};
 pub use scaler::{StandardScaler, StandardScalerConfig};
-pub use split::{train_test_indices, train_test_split, Split};
+pub use split::{cross_val_score, train_test_indices, train_test_split, Fold, Split, StratifiedKFold};
+pub use svm::{Gamma, Kernel, LinearSvc, LinearSvcConfig, Svc, SvcConfig, SvmLoss};
 
 /// The faer version this crate is built on, re-exported so callers can build [`Matrix`] values.
 pub use faer;

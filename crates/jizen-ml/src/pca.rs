@@ -1,10 +1,32 @@
 //! Principal component analysis by a thin SVD of the centred data (scikit-learn's
-//! `PCA(svd_solver="full")`).
+//! `PCA(svd_solver="full")`), or by a randomized SVD for large inputs
+//! (`PCA(svd_solver="randomized")`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_n_features, Matrix};
 use crate::error::{MlError, Result};
+use crate::scaler::StandardScalerConfig;
+use crate::split::SplitMix64;
+
+/// How the principal axes are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SvdSolver {
+    /// scikit-learn's rule: [`Full`](Self::Full) when the data has at least ten times as many
+    /// samples as features (at most 1000 features; scikit-learn then uses its exact
+    /// `covariance_eigh`) or when neither side exceeds 500; else
+    /// [`Randomized`](Self::Randomized) when fewer than 80% of `min(n_samples, n_features)`
+    /// components are asked for; else `Full`.
+    #[default]
+    Auto,
+    /// An exact thin SVD of the centred data.
+    Full,
+    /// A randomized SVD (Halko, Martinsson & Tropp, 2011, algorithms 4.4 and 5.1): the range of
+    /// the data is sampled with `n_components + n_oversamples` Gaussian test vectors, refined by
+    /// `n_power_iter` power iterations (re-orthonormalised by QR after every product), and the
+    /// small projected matrix is decomposed exactly. Approximate; seeded.
+    Randomized,
+}
 
 /// Configuration of a [`Pca`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -14,28 +36,92 @@ pub struct PcaConfig {
     /// Divide the projections by the square root of the explained variance, so that every output
     /// column has unit variance on the training data (scikit-learn's `whiten`).
     pub whiten: bool,
+    /// Divide every feature by its standard deviation before the analysis (a
+    /// [`StandardScaler`](crate::StandardScaler) in front: PCA of the correlation matrix). The
+    /// same scaling is applied by `transform` and undone by `inverse_transform`.
+    pub standardize: bool,
+    /// How the axes are computed.
+    pub svd_solver: SvdSolver,
+    /// Extra random test vectors of the randomized solver (scikit-learn's `n_oversamples`, 10).
+    pub n_oversamples: usize,
+    /// Power iterations of the randomized solver; `None` is scikit-learn's `"auto"`: 7 when
+    /// `n_components < 0.1 min(n_samples, n_features)`, else 4.
+    pub n_power_iter: Option<usize>,
+    /// Seed of the randomized solver's test vectors.
+    pub seed: u64,
 }
 
 /// A fitted PCA: the mean and the leading principal axes of the training data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pca {
     mean: Vec<f64>,
+    /// Per-feature divisor applied after centring (1 without `standardize`).
+    scale: Vec<f64>,
     /// `[n_components, n_features]`, one axis per row.
     components: Matrix,
     explained_variance: Vec<f64>,
     explained_variance_ratio: Vec<f64>,
     singular_values: Vec<f64>,
     whiten: bool,
+    solver: SvdSolver,
+}
+
+/// Orthonormal columns spanning the range of `m` (thin QR).
+fn orthonormal(m: &Matrix) -> Matrix {
+    m.qr().compute_thin_Q()
+}
+
+/// The leading `l` singular values and right singular vectors `[d, l]` of `a` by a randomized
+/// range finder with `n_iter` QR-normalised power iterations.
+fn randomized_svd(what: &'static str, a: &Matrix, l: usize, n_iter: usize, seed: u64) -> Result<(Vec<f64>, Matrix)> {
+    let mut rng = SplitMix64(seed);
+    let omega = Matrix::from_fn(a.ncols(), l, |_, _| rng.normal()); // [d, l]
+    let mut q = orthonormal(&(a * &omega)); // [n, l]
+    for _ in 0..n_iter {
+        // (A Aᵀ)^q A Ω: each product sharpens the gap between kept and dropped singular values;
+        // the QR after every product keeps the small ones from drowning in rounding.
+        let z = orthonormal(&(a.transpose() * &q)); // [d, l]
+        q = orthonormal(&(a * &z));
+    }
+    let b = q.transpose() * a; // [l, d]: A ≈ Q B
+    let svd = b.thin_svd().map_err(|e| MlError::Numerical { what, detail: format!("SVD did not converge ({e:?})") })?;
+    Ok((svd.S().column_vector().iter().copied().collect(), svd.V().to_owned()))
 }
 
 impl PcaConfig {
-    /// A configuration keeping `n_components` components, without whitening.
+    /// A configuration keeping `n_components` components: no whitening or standardisation,
+    /// solver `Auto`, 10 oversamples, automatic power iterations, seed 0.
     pub fn new(n_components: usize) -> Self {
-        PcaConfig { n_components, whiten: false }
+        PcaConfig {
+            n_components,
+            whiten: false,
+            standardize: false,
+            svd_solver: SvdSolver::Auto,
+            n_oversamples: 10,
+            n_power_iter: None,
+            seed: 0,
+        }
     }
 
-    /// Centres `x` and takes its thin SVD `Xc = U S Vᵀ`; the components are the first rows of
-    /// `Vᵀ` and the explained variances `S² / (n - 1)`.
+    /// The solver `Auto` resolves to for an `n x d` input.
+    pub fn resolved_solver(&self, n: usize, d: usize) -> SvdSolver {
+        match self.svd_solver {
+            SvdSolver::Auto => {
+                if (d <= 1000 && n >= 10 * d) || n.max(d) <= 500 {
+                    SvdSolver::Full
+                } else if (self.n_components as f64) < 0.8 * n.min(d) as f64 {
+                    SvdSolver::Randomized
+                } else {
+                    SvdSolver::Full
+                }
+            }
+            s => s,
+        }
+    }
+
+    /// Centres `x` (and scales it, with `standardize`) and takes its SVD `Xc = U S Vᵀ`, exactly or
+    /// by the randomized solver; the components are the first rows of `Vᵀ` and the explained
+    /// variances `S² / (n - 1)`.
     ///
     /// Sign convention (scikit-learn's `svd_flip(u_based_decision=False)`): each component is
     /// multiplied by the sign of its entry of largest magnitude (the first such entry on ties),
@@ -79,13 +165,31 @@ impl PcaConfig {
         if let Some(j) = mean.iter().position(|m| !m.is_finite()) {
             return Err(MlError::Numerical { what: WHAT, detail: format!("the mean of column {j} overflows f64") });
         }
-        let centred = Matrix::from_fn(n, d, |i, j| x[(i, j)] - mean[j]);
-        let svd = centred
-            .thin_svd()
-            .map_err(|e| MlError::Numerical { what: WHAT, detail: format!("SVD did not converge ({e:?})") })?;
-        let s: Vec<f64> = svd.S().column_vector().iter().copied().collect();
-        let v = svd.V(); // [d, min(n, d)], axes in columns
+        let scale = if self.standardize {
+            let scaler = StandardScalerConfig::default().fit(x).map_err(|_| MlError::Numerical {
+                what: WHAT,
+                detail: "a standard deviation overflows f64; rescale the data first".into(),
+            })?;
+            scaler.scale().to_vec()
+        } else {
+            vec![1.0; d]
+        };
+        let centred = Matrix::from_fn(n, d, |i, j| (x[(i, j)] - mean[j]) / scale[j]);
         let k = self.n_components;
+        let solver = self.resolved_solver(n, d);
+        let (s, v) = match solver {
+            SvdSolver::Randomized => {
+                let l = (k + self.n_oversamples).min(n.min(d));
+                let n_iter = self.n_power_iter.unwrap_or(if (k as f64) < 0.1 * n.min(d) as f64 { 7 } else { 4 });
+                randomized_svd(WHAT, &centred, l, n_iter, self.seed)?
+            }
+            _ => {
+                let svd = centred
+                    .thin_svd()
+                    .map_err(|e| MlError::Numerical { what: WHAT, detail: format!("SVD did not converge ({e:?})") })?;
+                (svd.S().column_vector().iter().copied().collect(), svd.V().to_owned())
+            }
+        }; // v: [d, r], axes in columns
         let mut components = Matrix::from_fn(k, d, |c, j| v[(j, c)]);
         for c in 0..k {
             let mut best = 0;
@@ -107,18 +211,26 @@ impl PcaConfig {
             });
         }
         let denom = (n - 1) as f64;
-        let all_var: Vec<f64> = s.iter().map(|s| s * s / denom).collect();
-        let total: f64 = all_var.iter().sum();
-        let explained_variance = all_var[..k].to_vec();
+        let explained_variance: Vec<f64> = s[..k].iter().map(|s| s * s / denom).collect();
+        // The total variance: from all singular values when they are all known, else from the
+        // columns (the randomized solver only finds the leading ones).
+        let total: f64 = match solver {
+            SvdSolver::Randomized => {
+                (0..d).map(|j| centred.col(j).iter().map(|v| v * v).sum::<f64>()).sum::<f64>() / denom
+            }
+            _ => s.iter().map(|s| s * s / denom).sum(),
+        };
         let explained_variance_ratio =
             explained_variance.iter().map(|v| if total > 0.0 { v / total } else { 0.0 }).collect();
         Ok(Pca {
             mean,
+            scale,
             components,
             explained_variance,
             explained_variance_ratio,
             singular_values: s[..k].to_vec(),
             whiten: self.whiten,
+            solver,
         })
     }
 }
@@ -132,6 +244,17 @@ impl Pca {
     /// The per-feature training mean that is subtracted before projecting.
     pub fn mean(&self) -> &[f64] {
         &self.mean
+    }
+
+    /// The per-feature divisor applied after centring: the standard deviations with
+    /// `standardize` (1 for a constant feature), else all 1.
+    pub fn scale(&self) -> &[f64] {
+        &self.scale
+    }
+
+    /// The solver that computed the axes (`Auto` resolved).
+    pub fn solver(&self) -> SvdSolver {
+        self.solver
     }
 
     /// The variance of the training data along each component (`S² / (n - 1)`).
@@ -160,11 +283,11 @@ impl Pca {
         }
     }
 
-    /// Projects `x` on the components: `(x - mean) @ componentsᵀ`, `[n, n_components]`, divided
-    /// column by column by `sqrt(explained_variance)` when whitening.
+    /// Projects `x` on the components: `((x - mean) / scale) @ componentsᵀ`, `[n, n_components]`,
+    /// divided column by column by `sqrt(explained_variance)` when whitening.
     pub fn transform(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("Pca::transform", x, self.mean.len())?;
-        let centred = Matrix::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)] - self.mean[j]);
+        let centred = Matrix::from_fn(x.nrows(), x.ncols(), |i, j| (x[(i, j)] - self.mean[j]) / self.scale[j]);
         let mut z = &centred * self.components.transpose();
         for c in 0..z.ncols() {
             let s = self.out_scale(c);
@@ -173,15 +296,15 @@ impl Pca {
         Ok(z)
     }
 
-    /// Maps projections back to feature space: `z @ components + mean` (undoing the whitening
-    /// first). Exact for data in the span of the components, a least-squares reconstruction else.
+    /// Maps projections back to feature space: `(z @ components) * scale + mean` (undoing the
+    /// whitening first). Exact for data in the span of the components, a least-squares reconstruction else.
     pub fn inverse_transform(&self, z: &Matrix) -> Result<Matrix> {
         check_n_features("Pca::inverse_transform", z, self.components.nrows())?;
         let unscaled = Matrix::from_fn(z.nrows(), z.ncols(), |i, c| z[(i, c)] * self.out_scale(c));
         let mut x = &unscaled * &self.components;
         for j in 0..x.ncols() {
-            let m = self.mean[j];
-            x.col_mut(j).iter_mut().for_each(|v| *v += m);
+            let (m, sc) = (self.mean[j], self.scale[j]);
+            x.col_mut(j).iter_mut().for_each(|v| *v = *v * sc + m);
         }
         Ok(x)
     }
@@ -225,7 +348,7 @@ mod tests {
     #[test]
     fn whitened_outputs_have_unit_variance_and_invert() {
         let x = plane();
-        let pca = PcaConfig { n_components: 2, whiten: true }.fit(&x).unwrap();
+        let pca = PcaConfig { whiten: true, ..PcaConfig::new(2) }.fit(&x).unwrap();
         let z = pca.transform(&x).unwrap();
         for c in 0..2 {
             let var = z.col(c).iter().map(|v| v * v).sum::<f64>() / 5.0;

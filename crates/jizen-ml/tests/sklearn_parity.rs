@@ -109,7 +109,7 @@ fn pca_matches_sklearn_on_digits() {
     let dr = max_rel(pca.explained_variance_ratio(), &vector("pca.explained_variance_ratio"), 1e-300);
     let first20 = select_rows(&x, &(0..20).collect::<Vec<_>>());
     let dt = max_abs_up_to_column_sign(&pca.transform(&first20).unwrap(), &matrix("pca.transformed"));
-    let white = PcaConfig { n_components: 10, whiten: true }.fit(&x).unwrap();
+    let white = PcaConfig { whiten: true, ..PcaConfig::new(10) }.fit(&x).unwrap();
     let dw = max_abs_up_to_column_sign(&white.transform(&first20).unwrap(), &matrix("pca.whitened"));
     println!(
         "PCA digits: components up to sign {dc:.2e} (same sign as sklearn's svd_flip: {same_sign:.2e}), \
@@ -131,7 +131,7 @@ fn knn_matches_sklearn_on_digits() {
     let y_tr: Vec<usize> = tr.iter().map(|&i| y[i]).collect();
     let y_te: Vec<usize> = te.iter().map(|&i| y[i]).collect();
     for (name, weights) in [("uniform", KnnWeights::Uniform), ("distance", KnnWeights::Distance)] {
-        let knn = KnnConfig { k: 5, weights }.fit(&x_tr, &y_tr).unwrap();
+        let knn = KnnConfig { weights, ..KnnConfig::new(5) }.fit(&x_tr, &y_tr).unwrap();
         let pred = knn.predict(&x_te).unwrap();
         let agree = agreement(&pred, &labels(&format!("knn.{name}.pred")));
         let acc = knn.score(&x_te, &y_te).unwrap();
