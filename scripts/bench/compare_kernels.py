@@ -26,20 +26,23 @@ What it does:
 The torch python: --python, else $JIZEN_REF_PYTHON, else /root/venvs/ref/bin/python when it
 exists, else ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python (made by
 scripts/fixtures/setup-env.sh). Numbers from a busy machine mean nothing: run on a quiet one.
+The waiting, the CPU accounting and the python discovery live in scripts/bench/benchlib.py,
+shared with compare_workloads.py.
 """
 
 import argparse
 import json
 import os
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402  (scripts/bench/benchlib.py: waiting, CPU accounting, python discovery)
+from benchlib import REPO, spread  # noqa: E402
+
 TORCH_SCRIPT = REPO / "scripts" / "bench" / "torch_kernels.py"
 SGEMM = "sgemm/1024"
 SGEMM_FLOPS = 2 * 1024**3
@@ -57,8 +60,7 @@ QUICK_CRITERION = ["--warm-up-time", "0.05", "--measurement-time", "0.1",
                    "--sample-size", "10", "--nresamples", "1000"]
 
 
-def log(msg):
-    print(f"[compare_kernels] {msg}", file=sys.stderr, flush=True)
+log = benchlib.make_log("compare_kernels")
 
 
 def parse_args(argv=None):
@@ -68,15 +70,7 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="one round with tiny measurement times; numbers are meaningless")
     p.add_argument("--python", help="python with torch and numpy (see the module docstring)")
-    p.add_argument("--load-threshold", type=float, default=0.5,
-                   help="wait until the 1-min load average is below this (default 0.5)")
-    p.add_argument("--max-wait", type=float, default=None,
-                   help="longest wait for a quiet machine before each run, s (default 300; 5 with --quick)")
-    p.add_argument("--max-other-cpu", type=float, default=0.10,
-                   help="a run is suspect when other processes used more than this many cores "
-                        "on average (default 0.10)")
-    p.add_argument("--keep-suspect", action="store_true",
-                   help="report suspect runs but keep them in the table (implied by --quick)")
+    benchlib.add_machine_args(p)
     p.add_argument("--torch-runs", type=int, default=30, help="timed runs per torch workload")
     p.add_argument("--json", type=Path, help="also write every round's raw results here")
     a = p.parse_args(argv)
@@ -91,74 +85,14 @@ def parse_args(argv=None):
 
 
 def find_python(arg):
-    cands = [arg, os.environ.get("JIZEN_REF_PYTHON"), "/root/venvs/ref/bin/python"]
-    venv = os.environ.get("JIZEN_REF_VENV", str(Path.home() / ".cache" / "jizen" / "ref-venv"))
-    cands.append(str(Path(venv) / "bin" / "python"))
-    for c in cands:
-        if c and Path(c).exists():
-            return c
-    sys.exit("compare_kernels.py: no python with torch found; run scripts/fixtures/setup-env.sh "
-             "(it prints the python path) and pass it with --python")
-
-
-# ------------------------------------------------------------------------- machine accounting
-
-def loadavg1():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def busy_seconds():
-    """CPU time the whole machine spent busy (all cores, including steal), from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal guest guest_nice
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    # guest time is already included in user/nice.
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds():
-    """CPU time of this process plus its finished children (the benchmark processes)."""
-    t = os.times()
-    c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return t.user + t.system + c.ru_utime + c.ru_stime
-
-
-def wait_until_quiet(threshold, max_wait):
-    t0 = time.monotonic()
-    la = loadavg1()
-    if la < threshold:
-        return la, 0.0
-    log(f"load average {la:.2f} >= {threshold}; waiting up to {max_wait:.0f} s")
-    while la >= threshold and time.monotonic() - t0 < max_wait:
-        time.sleep(5)
-        la = loadavg1()
-    waited = time.monotonic() - t0
-    if la >= threshold:
-        log(f"still {la:.2f} after {waited:.0f} s; running anyway (the CPU check decides)")
-    return la, waited
+    return benchlib.find_python(arg, "compare_kernels.py")
 
 
 def run_accounted(cmd, env, args):
     """Runs `cmd` after waiting for a quiet machine; returns (stdout, accounting dict)."""
-    la, waited = wait_until_quiet(args.load_threshold, args.max_wait)
-    b0, o0, w0 = busy_seconds(), own_cpu_seconds(), time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    b1, o1, w1 = busy_seconds(), own_cpu_seconds(), time.monotonic()
+    proc, acct = benchlib.run_accounted(cmd, env, args, log)
     if proc.returncode != 0:
         sys.exit(f"compare_kernels.py: {cmd[0]} failed with exit status {proc.returncode}")
-    wall = w1 - w0
-    other = max(0.0, (b1 - b0) - (o1 - o0))
-    acct = {
-        "load_before": la,
-        "waited_s": round(waited, 1),
-        "wall_s": round(wall, 2),
-        "own_cpu_s": round(o1 - o0, 2),
-        "other_cpu_s": round(other, 2),
-        "other_cores": round(other / wall, 3) if wall > 0 else 0.0,
-    }
-    acct["suspect"] = acct["other_cores"] > args.max_other_cpu
     return proc.stdout, acct
 
 
@@ -228,14 +162,6 @@ def run_torch(python, args):
 
 
 # ------------------------------------------------------------------------- report
-
-def spread(xs):
-    """'median [min-max]' of a list of ms values, or '-' when empty."""
-    if not xs:
-        return "-", None
-    m = statistics.median(xs)
-    return f"{m:9.3f} [{min(xs):.3f}-{max(xs):.3f}]", m
-
 
 def report(rounds, args):
     keep = args.keep_suspect
