@@ -4,28 +4,17 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use jizen_data::{Dataset, Digits};
+use jizen_data::{Dataset, Digits, Subset};
 use jizen_models::{Layer, Model, ModelSpec};
-use jizen_tensor::{DType, Tensor};
+use jizen_tensor::DType;
 use jizen_train::probe::{default_layers, feature_extractor, probe};
 use jizen_train::{Checkpoint, Objective, OptimizerConfig, ProbeConfig, ProbeTask, TrainConfig, Trainer};
 
-/// Examples `range` of a data set.
-struct Slice<D>(Arc<D>, std::ops::Range<usize>);
-
-impl<D: Dataset> Dataset for Slice<D> {
-    fn len(&self) -> usize {
-        self.1.len()
-    }
-    fn batch(&self, indices: &[usize]) -> jizen_tensor::Result<(Tensor, Tensor)> {
-        let shifted: Vec<usize> = indices.iter().map(|i| i + self.1.start).collect();
-        self.0.batch(&shifted)
-    }
-}
-
 fn digits() -> (Arc<dyn Dataset>, Arc<dyn Dataset>) {
-    let d = Arc::new(Digits::uci8x8());
-    (Arc::new(Slice(d.clone(), 0..1400)), Arc::new(Slice(d, 1400..1797)))
+    let d: Arc<dyn Dataset> = Arc::new(Digits::uci8x8());
+    let part =
+        |r: std::ops::Range<usize>| -> Arc<dyn Dataset> { Arc::new(Subset::new(d.clone(), r.collect()).unwrap()) };
+    (part(0..1400), part(1400..1797))
 }
 
 /// An MLP with a 16-unit code before its head: narrow enough that random features lose much of
