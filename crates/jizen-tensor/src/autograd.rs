@@ -206,6 +206,7 @@ fn backward_op(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>>
         Op::IndexSelect(..) | Op::IndexAdd(..) | Op::Gather(..) | Op::ScatterAdd(..) => index::backward(op, g),
         Op::Im2col(x, geom) => Ok(vec![Some(conv::im2col_backward(x, geom, g)?)]),
         Op::Col2im(_, geom) => Ok(vec![Some(conv::col2im_backward(geom, g)?)]),
+        Op::Conv2d(..) | Op::Conv2dGradInput(..) | Op::Conv2dGradWeight(..) => conv_tiled::backward(op, g),
         Op::LogSoftmax(_) => Ok(vec![Some(softmax::log_softmax_backward(out, g)?)]),
     }
 }

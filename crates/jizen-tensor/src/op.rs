@@ -1,9 +1,10 @@
 //! The primitive operations: the only list of them. Every differentiable tensor that was
 //! computed (rather than created) remembers the `Op` that made it and its inputs; autograd walks
-//! these records backwards. Everything else in the engine (sigmoid, softmax, conv2d, pooling,
+//! these records backwards. Everything else in the engine (sigmoid, softmax, pooling,
 //! cross-entropy, ...) is composed from these and has no backward code of its own.
 
 use crate::ops::conv::Im2colGeometry;
+use crate::ops::conv_tiled::ConvGeometry;
 use crate::Tensor;
 
 /// Elementwise functions of one tensor (`ops/unary.rs`).
@@ -84,6 +85,13 @@ pub enum Op {
     Im2col(Tensor, Im2colGeometry),
     /// The adjoint of `Im2col`: columns summed back into an image batch ("fold").
     Col2im(Tensor, Im2colGeometry),
+    /// 2-D convolution `(input, weight, bias)` (`ops/conv_tiled.rs`); the bias [Cout] is
+    /// optional.
+    Conv2d(Tensor, Tensor, Option<Tensor>, ConvGeometry),
+    /// The gradient of `Conv2d` in its input, `(output gradient, weight)`: a transposed convolution.
+    Conv2dGradInput(Tensor, Tensor, ConvGeometry),
+    /// The gradient of `Conv2d` in its weight, `(input, output gradient)`.
+    Conv2dGradWeight(Tensor, Tensor, ConvGeometry),
     /// Log-softmax over the last axis of a contiguous tensor: a fused kernel for the composite
     /// `(x - m) - log(sum(exp(x - m)))` (`ops/softmax.rs`), tested against it.
     LogSoftmax(Tensor),
@@ -106,7 +114,12 @@ impl Op {
             | Op::Im2col(x, _)
             | Op::Col2im(x, _)
             | Op::LogSoftmax(x) => vec![x],
-            Op::Binary(_, a, b) | Op::Where(_, a, b) | Op::Matmul(a, b) => vec![a, b],
+            Op::Binary(_, a, b)
+            | Op::Where(_, a, b)
+            | Op::Matmul(a, b)
+            | Op::Conv2dGradInput(a, b, _)
+            | Op::Conv2dGradWeight(a, b, _) => vec![a, b],
+            Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect(),
             Op::IndexAdd(base, _, _, src) | Op::ScatterAdd(base, _, _, src) => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
         }
@@ -133,6 +146,9 @@ impl Op {
             Op::ScatterAdd(..) => "scatter_add".into(),
             Op::Im2col(..) => "im2col".into(),
             Op::Col2im(..) => "col2im".into(),
+            Op::Conv2d(..) => "conv2d".into(),
+            Op::Conv2dGradInput(..) => "conv2d_grad_input".into(),
+            Op::Conv2dGradWeight(..) => "conv2d_grad_weight".into(),
             Op::LogSoftmax(_) => "log_softmax".into(),
         }
     }

@@ -270,6 +270,40 @@ fn grad_conv2d() {
 }
 
 #[test]
+fn grad_conv2d_gradient_primitives() {
+    // conv2d's backward is made of these two primitives, and their own gradients are members of
+    // the same family (conv2d, conv2d_grad_input, conv2d_grad_weight): gradients of gradients.
+    let x = away(&[2, 2, 5, 5], 60, 1.0);
+    let w = away(&[3, 2, 3, 3], 61, 0.5);
+    let s2 = ConvOptions::default().stride(2).padding(1); // 5x5 -> 3x3
+    let gy = away(&[2, 3, 3, 3], 62, 1.0);
+    check("conv2d_grad_input stride 2 padding 1", &[gy.clone(), w.clone()], |t| {
+        t[0].conv2d_grad_input(&t[1], [5, 5], s2)
+    });
+    check("conv2d_grad_weight stride 2 padding 1", &[x.clone(), gy], |t| t[0].conv2d_grad_weight(&t[1], [3, 3], s2));
+    let d2 = ConvOptions::default().dilation(2).padding(1); // 5x5, 3x3 dilated 2 -> 3x3
+    let gd = away(&[2, 3, 3, 3], 63, 1.0);
+    check("conv2d_grad_input dilation 2", &[gd.clone(), w.clone()], |t| t[0].conv2d_grad_input(&t[1], [5, 5], d2));
+    check("conv2d_grad_weight dilation 2", &[x.clone(), gd], |t| t[0].conv2d_grad_weight(&t[1], [3, 3], d2));
+    let x4 = away(&[2, 4, 4, 3], 64, 1.0);
+    let wg = away(&[6, 2, 3, 2], 65, 0.5);
+    let g2 = ConvOptions { groups: 2, padding: [1, 0], ..Default::default() }; // 4x3 -> 4x2
+    let gg = away(&[2, 6, 4, 2], 66, 1.0);
+    check("conv2d_grad_input groups 2 rectangular", &[gg.clone(), wg.clone()], |t| {
+        t[0].conv2d_grad_input(&t[1], [4, 3], g2)
+    });
+    check("conv2d_grad_weight groups 2 rectangular", &[x4.clone(), gg], |t| t[0].conv2d_grad_weight(&t[1], [3, 2], g2));
+    // A 1x1 kernel reads the image as its own columns (no im2col).
+    let w1 = away(&[3, 4, 1, 1], 67, 0.5);
+    let g1 = away(&[2, 3, 4, 3], 68, 1.0);
+    check("conv2d 1x1", &[x4.clone(), w1.clone()], |t| t[0].conv2d(&t[1], None, ConvOptions::default()));
+    check("conv2d_grad_input 1x1", &[g1.clone(), w1], |t| {
+        t[0].conv2d_grad_input(&t[1], [4, 3], ConvOptions::default())
+    });
+    check("conv2d_grad_weight 1x1", &[x4, g1], |t| t[0].conv2d_grad_weight(&t[1], [1, 1], ConvOptions::default()));
+}
+
+#[test]
 fn grad_conv_transpose2d() {
     let x = away(&[2, 3, 3, 3], 49, 1.0);
     let w = away(&[3, 2, 3, 3], 50, 0.5);

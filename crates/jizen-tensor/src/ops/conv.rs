@@ -1,7 +1,8 @@
-//! Convolution and pooling. Two primitives, `im2col` (sliding windows as columns, PyTorch's
-//! `unfold`) and its adjoint `col2im` (`fold`); convolution is im2col + one GEMM, transposed
-//! convolution is one GEMM + col2im, and pooling is im2col or a gather. None of the composites
-//! has backward code of its own.
+//! Convolution and pooling: the public `conv2d` / `conv_transpose2d` (argument checks; their
+//! kernels are the primitives of `conv_tiled.rs`), two primitives `im2col` (sliding windows as
+//! columns, PyTorch's `unfold`) and its adjoint `col2im` (`fold`), and pooling, composed from
+//! im2col or a gather. The older whole-batch convolution (im2col + one GEMM) stays as a
+//! composite for comparison (`JIZEN_CONV=batched`).
 
 use rayon::prelude::*;
 
@@ -63,7 +64,7 @@ impl Im2colGeometry {
 
     /// For kernel offset `k` along axis `i`, the output positions whose input coordinate
     /// `o * stride - padding + k * dilation` lies inside the image: `lo..hi`.
-    fn valid(&self, i: usize, k: usize) -> (usize, usize) {
+    pub(crate) fn valid(&self, i: usize, k: usize) -> (usize, usize) {
         let n = if i == 0 { self.h } else { self.w };
         let (s, p, d) = (self.stride[i], self.padding[i], self.dilation[i]);
         let shift = k * d; // input coordinate = o*s + shift - p
@@ -77,7 +78,7 @@ impl Im2colGeometry {
 /// One row of columns: for kernel offset `(ki, kj)`, the `oh*ow` values of image plane `src`
 /// that the window positions see (zero where the window hangs over the padding).
 #[inline]
-fn gather_row<T: Float>(src: &[T], g: &Im2colGeometry, ki: usize, kj: usize, row: &mut [T]) {
+pub(crate) fn gather_row<T: Float>(src: &[T], g: &Im2colGeometry, ki: usize, kj: usize, row: &mut [T]) {
     let ow = g.out[1];
     let (ylo, yhi) = g.valid(0, ki);
     let (xlo, xhi) = g.valid(1, kj);
@@ -103,7 +104,7 @@ fn gather_row<T: Float>(src: &[T], g: &Im2colGeometry, ki: usize, kj: usize, row
 
 /// The adjoint of [`gather_row`]: adds one row of columns back into image plane `img`.
 #[inline]
-fn scatter_row<T: Float>(row: &[T], g: &Im2colGeometry, ki: usize, kj: usize, img: &mut [T]) {
+pub(crate) fn scatter_row<T: Float>(row: &[T], g: &Im2colGeometry, ki: usize, kj: usize, img: &mut [T]) {
     let ow = g.out[1];
     let (ylo, yhi) = g.valid(0, ki);
     let (xlo, xhi) = g.valid(1, kj);
@@ -317,30 +318,22 @@ impl Tensor {
                 format!("output_padding {:?} applies to conv_transpose2d only", o.output_padding),
             ));
         }
-        let geom = Im2colGeometry::new("conv2d", [cin, h, w], [kh, kw], o.stride, o.padding, o.dilation)?;
-        let [oh, ow] = geom.out;
-        let l = oh * ow;
-        let cols = self.im2col_geom(n, geom)?; // [Cin*kh*kw, N, L]
-        let kg = cin_g * kh * kw;
-        // One GEMM for the whole batch: [Cout, K] @ [K, N*L] (per group).
-        let out = if g == 1 {
-            weight.reshape(&[cout, kg])?.matmul(&cols.reshape(&[kg, n * l])?)?
-        } else {
-            let c = cols.reshape(&[g, kg, n * l])?;
-            weight.reshape(&[g, cout / g, kg])?.matmul(&c)?.reshape(&[cout, n * l])?
-        };
-        // [Cout, N, oh, ow] -> [N, Cout, oh, ow]: a view; the next op reads it by strides.
-        let out = out.reshape(&[cout, n, oh, ow])?.permute(&[1, 0, 2, 3])?;
+        let cg = super::conv_tiled::geometry("conv2d", [n, cin, h, w], [cout, cin_g, kh, kw], o)?;
+        let bias = bias.map(|b| check_bias("conv2d", b, cout)).transpose()?;
+        if tiled_conv() {
+            return self.conv2d_prim(weight, bias.as_ref(), cg);
+        }
+        let out = self.conv2d_batched(weight, cg)?;
         match bias {
             None => Ok(out),
-            Some(b) => out.add(&check_bias("conv2d", b, cout)?.reshape(&[1, cout, 1, 1])?),
+            Some(b) => out.add(&b.reshape(&[1, cout, 1, 1])?),
         }
     }
 
     /// Transposed 2-D convolution of `self` [N, Cin, H, W] with `weight` [Cin, Cout/groups, kh, kw]
     /// (PyTorch's layout), optional `bias` [Cout]; honours `output_padding`.
     pub fn conv_transpose2d(&self, weight: &Tensor, bias: Option<&Tensor>, o: ConvOptions) -> Result<Tensor> {
-        let [n, cin, h, w] = expect_rank4("conv_transpose2d", "input", self)?;
+        let [_, cin, h, w] = expect_rank4("conv_transpose2d", "input", self)?;
         let [wcin, cout_g, kh, kw] = expect_rank4("conv_transpose2d", "weight", weight)?;
         let g = o.groups;
         if g == 0 || wcin != cin || cin % g != 0 {
@@ -368,17 +361,10 @@ impl Tensor {
         let geom =
             Im2colGeometry::new("conv_transpose2d", [cout, hout, wout], [kh, kw], o.stride, o.padding, o.dilation)?;
         debug_assert_eq!(geom.out, [h, w]);
-        let k = cout_g * kh * kw;
-        // Columns [Cout*kh*kw, N*H*W] = Wᵀ @ x, with x as [Cin, N*H*W] (per group).
-        let xs = self.permute(&[1, 0, 2, 3])?.reshape(&[cin, n * h * w])?;
-        let cols = if g == 1 {
-            weight.reshape(&[cin, k])?.t()?.matmul(&xs)?
-        } else {
-            let wg = weight.reshape(&[g, cin / g, k])?.transpose(-1, -2)?;
-            wg.matmul(&xs.reshape(&[g, cin / g, n * h * w])?)?
-        };
-        let cols = cols.reshape(&[cout * kh * kw, n, h * w])?;
-        let out = cols.col2im_geom(geom)?;
+        // The adjoint of the convolution from [N, Cout, hout, wout] to [N, Cin, h, w] whose weight
+        // is `weight` (the same layout): conv2d's input-gradient primitive.
+        let cg = super::conv_tiled::ConvGeometry { im: geom, groups: g, cout: cin };
+        let out = self.conv2d_grad_input_prim(weight, cg)?;
         match bias {
             None => Ok(out),
             Some(b) => out.add(&check_bias("conv_transpose2d", b, cout)?.reshape(&[1, cout, 1, 1])?),
@@ -503,6 +489,36 @@ impl Tensor {
         let ph = pool_matrix(out[0], h);
         let pw = pool_matrix(out[1], w);
         ph.matmul(self)?.matmul(&pw.t()?)
+    }
+}
+
+/// Whether `conv2d` uses the per-sample primitives of `conv_tiled.rs` (the default) or the
+/// older whole-batch im2col + one GEMM composite (`JIZEN_CONV=batched`, kept for comparison).
+fn tiled_conv() -> bool {
+    static TILED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TILED.get_or_init(|| std::env::var("JIZEN_CONV").map_or(true, |v| v.trim() != "batched"))
+}
+
+impl Tensor {
+    /// The whole-batch composite: columns [Cin*kh*kw, N, L] for the batch, one GEMM per group,
+    /// and a permuted view of the result. Its gradients go through `im2col`/`col2im` and matmul.
+    fn conv2d_batched(&self, weight: &Tensor, cg: super::conv_tiled::ConvGeometry) -> Result<Tensor> {
+        let [n, _, _, _] = expect_rank4("conv2d", "input", self)?;
+        let [cout, cin_g, kh, kw] = expect_rank4("conv2d", "weight", weight)?;
+        let (geom, g) = (cg.im, cg.groups);
+        let [oh, ow] = geom.out;
+        let l = oh * ow;
+        let cols = self.im2col_geom(n, geom)?; // [Cin*kh*kw, N, L]
+        let kg = cin_g * kh * kw;
+        // One GEMM for the whole batch: [Cout, K] @ [K, N*L] (per group).
+        let out = if g == 1 {
+            weight.reshape(&[cout, kg])?.matmul(&cols.reshape(&[kg, n * l])?)?
+        } else {
+            let c = cols.reshape(&[g, kg, n * l])?;
+            weight.reshape(&[g, cout / g, kg])?.matmul(&c)?.reshape(&[cout, n * l])?
+        };
+        // [Cout, N, oh, ow] -> [N, Cout, oh, ow]: a view; the next op reads it by strides.
+        out.reshape(&[cout, n, oh, ow])?.permute(&[1, 0, 2, 3])
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod conv;
+pub mod conv_tiled;
 pub mod index;
 pub mod matmul;
 pub mod movement;
