@@ -4,6 +4,7 @@
 #   fashion: supervised transfer on Fashion-MNIST, classes 0-4 -> classes 5-9 (the CNN).
 #   dae:     denoising-autoencoder pre-training on the 60,000 MNIST training images (labels
 #            unused), then fine-tuning with 10 and 100 labels per class (the MLP).
+#   fashion-b, dae30: the second recipe of each (after fashion / on its own).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p jizen-cli
@@ -24,6 +25,16 @@ for run in "${runs[@]}"; do
       "$jizen" compare --from runs/transfer/dae/final.safetensors --data mnist \
         --labels 10,100 --seeds 3 --steps 500 --eval-every 50 --batch-size 32 --quiet \
         --out runs/transfer/dae-mnist ;;
-    *) echo "unknown experiment $run (fashion, dae)" >&2; exit 2 ;;
+    fashion-b)
+      "$jizen" compare --from runs/transfer/fashion04/final.safetensors --data fashion-mnist --classes 5-9 \
+        --labels 10,100 --seeds 3 --steps 300 --eval-every 25 --batch-size 32 --reinit '11.*' \
+        --lr-mult '0.*=0.3' --lr-mult '4.*=0.3' --lr-mult '9.*=0.3' --quiet --out runs/transfer/fashion59-b ;;
+    dae30)
+      "$jizen" pretrain --objective denoising --noise 0.5 --model mlp --data mnist --epochs 30 \
+        --batch-size 128 --val 0 --quiet --out runs/transfer/dae30
+      "$jizen" compare --from runs/transfer/dae30/final.safetensors --data mnist \
+        --labels 10,100 --seeds 3 --steps 500 --eval-every 50 --batch-size 32 \
+        --lr-mult '1.*=0.1' --lr-mult '3.*=0.1' --quiet --out runs/transfer/dae30-mnist ;;
+    *) echo "unknown experiment $run (fashion, dae, fashion-b, dae30)" >&2; exit 2 ;;
   esac
 done
