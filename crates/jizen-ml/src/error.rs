@@ -66,6 +66,17 @@ pub enum MlError {
         /// Which parameter and why, e.g. `C must be positive and finite, got -1`.
         detail: String,
     },
+    /// Saving or loading a fitted estimator failed: the file could not be written or read, is
+    /// not a safetensors file, holds another estimator, or its contents are inconsistent.
+    #[error("{what}: {path}: {detail}")]
+    Persist {
+        /// The call that raised the error, e.g. `Pca::load`.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// What was wrong, e.g. `holds a Knn, not a Pca`.
+        detail: String,
+    },
     /// A numerical routine failed (an SVD that did not converge, a non-finite objective).
     #[error("{what}: numerical failure: {detail}")]
     Numerical {

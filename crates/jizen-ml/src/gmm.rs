@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{check_features, check_n_features, Matrix};
 use crate::error::{MlError, Result};
 use crate::kmeans::{kmeans_plus_plus, row_sq_norms, KMeansConfig};
+use crate::persist::{Persist, SavedState};
 use crate::split::SplitMix64;
 
 /// The shape of the components' covariance matrices.
@@ -755,6 +756,77 @@ impl GaussianMixture {
             }
         }
         Ok((out, comps))
+    }
+}
+
+/// Stores `c` under `name`: `[k, d, d]` (full), `[d, d]` (tied), `[k, d]` (diag) or `[k]`
+/// (spherical).
+fn put_covariances(s: &mut SavedState, name: &str, c: &Covariances) {
+    let flat = |m: &Matrix| (0..m.nrows()).flat_map(|i| (0..m.ncols()).map(move |j| m[(i, j)])).collect::<Vec<_>>();
+    match c {
+        Covariances::Full(ms) => {
+            let d = ms.first().map_or(0, |m| m.nrows());
+            s.put_array(name, vec![ms.len(), d, d], ms.iter().flat_map(flat).collect());
+        }
+        Covariances::Tied(m) | Covariances::Diag(m) => s.put_matrix(name, m),
+        Covariances::Spherical(v) => s.put_vector(name, v),
+    }
+}
+
+/// Reads what [`put_covariances`] stored, checking the shape for `k` components in `d` dimensions.
+fn get_covariances(
+    s: &SavedState,
+    name: &str,
+    kind: CovarianceType,
+    k: usize,
+    d: usize,
+) -> std::result::Result<Covariances, String> {
+    Ok(match kind {
+        CovarianceType::Full => {
+            let (shape, v) = s.array(name)?;
+            if shape != [k, d, d] {
+                return Err(format!("tensor {name} has shape {shape:?}, expected [{k}, {d}, {d}]"));
+            }
+            Covariances::Full((0..k).map(|c| Matrix::from_fn(d, d, |i, j| v[(c * d + i) * d + j])).collect())
+        }
+        CovarianceType::Tied => Covariances::Tied(s.matrix_of(name, d, d)?),
+        CovarianceType::Diag => Covariances::Diag(s.matrix_of(name, k, d)?),
+        CovarianceType::Spherical => Covariances::Spherical(s.vector_of(name, k)?),
+    })
+}
+
+impl Persist for GaussianMixture {
+    const KIND: &'static str = "GaussianMixture";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_vector("weights", &self.weights);
+        s.put_matrix("means", &self.means);
+        put_covariances(&mut s, "covariances", &self.covariances);
+        put_covariances(&mut s, "precisions_cholesky", &self.prec_chol);
+        s.put_vector("lower_bound", &[self.lower_bound]);
+        s.put("covariance_type", &self.covariances.covariance_type());
+        s.put("n_iter", &self.n_iter);
+        s.put("converged", &self.converged);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let means = s.matrix("means")?;
+        let (k, d) = (means.nrows(), means.ncols());
+        if k == 0 || d == 0 {
+            return Err(format!("means are [{k}, {d}]"));
+        }
+        let kind: CovarianceType = s.get("covariance_type")?;
+        Ok(GaussianMixture {
+            weights: s.vector_of("weights", k)?,
+            covariances: get_covariances(s, "covariances", kind, k, d)?,
+            prec_chol: get_covariances(s, "precisions_cholesky", kind, k, d)?,
+            lower_bound: s.vector_of("lower_bound", 1)?[0],
+            n_iter: s.get("n_iter")?,
+            converged: s.get("converged")?,
+            means,
+        })
     }
 }
 

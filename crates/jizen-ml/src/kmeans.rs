@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_n_features, Matrix};
 use crate::error::{MlError, Result};
+use crate::persist::{check_below, Persist, SavedState};
 use crate::split::SplitMix64;
 
 /// How the first centres of a run are chosen.
@@ -393,6 +394,36 @@ impl KMeans {
     pub fn score(&self, x: &Matrix) -> Result<f64> {
         let labels = self.predict(x)?;
         Ok(-inertia_of(x, &self.centres, &labels))
+    }
+}
+
+impl Persist for KMeans {
+    const KIND: &'static str = "KMeans";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_matrix("centres", &self.centres);
+        s.put_vector("inertia", &[self.inertia]);
+        s.put("labels", &self.labels);
+        s.put("n_iter", &self.n_iter);
+        s.put("converged", &self.converged);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let centres = s.matrix("centres")?;
+        if centres.nrows() == 0 || centres.ncols() == 0 {
+            return Err(format!("centres are [{}, {}]", centres.nrows(), centres.ncols()));
+        }
+        let labels: Vec<usize> = s.get("labels")?;
+        check_below("labels", &labels, centres.nrows())?;
+        Ok(KMeans {
+            inertia: s.vector_of("inertia", 1)?[0],
+            n_iter: s.get("n_iter")?,
+            converged: s.get("converged")?,
+            centres,
+            labels,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use crate::data::{check_features, check_labels, check_n_features, encode_classes
 use crate::error::{MlError, Result};
 use crate::kdtree::{sq_dist, KdTree};
 use crate::metrics::accuracy;
+use crate::persist::{check_below, check_classes, Persist, SavedState};
 
 /// How the k neighbours' votes (or targets) are weighted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -323,6 +324,63 @@ impl KnnRegressor {
         } else {
             0.0
         })
+    }
+}
+
+/// Writes the training rows and the search choice of `index` into `s` (the k-d tree and the
+/// squared norms are rebuilt on loading, by the same deterministic code).
+fn put_index(s: &mut SavedState, index: &NeighbourIndex) {
+    s.put_matrix("x", &index.x);
+    s.put("k", &index.k);
+    s.put("kd_tree", &index.tree.is_some());
+}
+
+/// Rebuilds the index saved by [`put_index`].
+fn get_index(s: &SavedState) -> std::result::Result<NeighbourIndex, String> {
+    let x = s.matrix("x")?;
+    let algorithm = if s.get::<bool>("kd_tree")? { KnnAlgorithm::KdTree } else { KnnAlgorithm::Brute };
+    index("Persist::load", &x, s.get("k")?, algorithm).map_err(|e| e.to_string())
+}
+
+impl Persist for Knn {
+    const KIND: &'static str = "Knn";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        put_index(&mut s, &self.index);
+        s.put("weights", &self.weights);
+        s.put("classes", &self.classes);
+        s.put("y", &self.y);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let index = get_index(s)?;
+        let (classes, y): (Vec<usize>, Vec<usize>) = (s.get("classes")?, s.get("y")?);
+        check_classes(&classes)?;
+        check_below("y", &y, classes.len())?;
+        if y.len() != index.x.nrows() {
+            return Err(format!("y has {} labels but x has {} rows", y.len(), index.x.nrows()));
+        }
+        Ok(Knn { index, weights: s.get("weights")?, classes, y })
+    }
+}
+
+impl Persist for KnnRegressor {
+    const KIND: &'static str = "KnnRegressor";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        put_index(&mut s, &self.index);
+        s.put("weights", &self.weights);
+        s.put_vector("y", &self.y);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let index = get_index(s)?;
+        let y = s.vector_of("y", index.x.nrows())?;
+        Ok(KnnRegressor { index, weights: s.get("weights")?, y })
     }
 }
 

@@ -1,44 +1,151 @@
-//! Multinomial logistic regression with an L2 penalty, fitted by L-BFGS (scikit-learn's
-//! `LogisticRegression(solver="lbfgs")`).
+//! Logistic regression (scikit-learn's `LogisticRegression`): a sigmoid model for two classes, a
+//! softmax (multinomial) model for more, with an L2, L1 or no penalty, per-class weights, and
+//! three solvers: L-BFGS (smooth penalties), FISTA (proximal gradient; any penalty) and seeded
+//! mini-batch SGD (smooth penalties).
 //!
-//! Objective (scikit-learn's): `0.5 ‖W‖² + C Σᵢ log-loss(softmax(W xᵢ + b), yᵢ)`, the intercept
-//! `b` unpenalised. The solver minimises it divided by `C n` (the mean log-loss plus
-//! `‖W‖² / (2 C n)`), as scikit-learn does, so `tol` means the same in both.
+//! Objective (scikit-learn's), with `sᵢ` the weight of sample `i`'s class:
+//!
+//! ```text
+//! penalty(W) + C Σᵢ sᵢ log-loss(W xᵢ + b, yᵢ),   penalty = ½ ‖W‖² (L2), ‖W‖₁ (L1) or 0
+//! ```
+//!
+//! the intercept `b` unpenalised. Two classes give one weight row (the log-odds of the larger
+//! label, scikit-learn's `coef_` of shape `[1, n_features]`); more give one row per class. The
+//! solvers minimise the objective divided by `C Σᵢ sᵢ` (the weighted mean log-loss plus
+//! `penalty / (C Σᵢ sᵢ)`), as scikit-learn does for L-BFGS, so `tol` means the same in both.
+//!
+//! ```
+//! use jizen_ml::{matrix_from_rows, LogisticRegressionConfig, Penalty, Solver};
+//! let x = matrix_from_rows(4, 1, &[0.0, 1.0, 3.0, 4.0]).unwrap();
+//! let cfg = LogisticRegressionConfig { penalty: Penalty::L1, solver: Solver::Proximal, ..Default::default() };
+//! let m = cfg.fit(&x, &[0, 0, 1, 1]).unwrap();
+//! assert_eq!((m.coef().nrows(), m.predict_proba(&x).unwrap().ncols()), (1, 2));
+//! assert_eq!(m.predict(&x).unwrap(), vec![0, 0, 1, 1]);
+//! ```
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{check_features, check_labels, check_n_features, encode_classes, Matrix};
+use crate::data::{check_features, check_labels, check_n_features, encode_classes, select_rows, Matrix};
 use crate::error::{MlError, Result};
+use crate::fista::{minimize_l1, FistaConfig};
 use crate::lbfgs::{minimize, LbfgsConfig};
 use crate::metrics::accuracy;
+use crate::persist::{check_classes, Persist, SavedState};
+use crate::split::SplitMix64;
 
-/// Configuration of a [`LogisticRegression`].
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LogisticRegressionConfig {
-    /// Inverse regularisation strength (scikit-learn's `C`): larger means a weaker penalty.
-    pub c: f64,
-    /// Whether to fit an (unpenalised) intercept per class.
-    pub fit_intercept: bool,
-    /// The most L-BFGS iterations.
-    pub max_iter: usize,
-    /// Stop when the largest entry of the scaled objective's gradient is at most `tol`.
-    pub tol: f64,
-    /// L-BFGS history length.
-    pub memory: usize,
+/// The penalty on the weights (never on the intercept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Penalty {
+    /// No penalty (scikit-learn's `C = inf`): on separable data the weights grow without bound
+    /// until the solver stops.
+    None,
+    /// `½ ‖W‖²` (scikit-learn's default).
+    #[default]
+    L2,
+    /// `‖W‖₁`, which sets weights exactly to zero; needs [`Solver::Proximal`].
+    L1,
 }
 
-impl Default for LogisticRegressionConfig {
-    /// scikit-learn's defaults: `C = 1`, intercept, 100 iterations, `tol = 1e-4`, memory 10.
+/// The algorithm that minimises the objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Solver {
+    /// L-BFGS ([`crate::lbfgs`]): smooth objectives only (L2 or no penalty).
+    #[default]
+    Lbfgs,
+    /// FISTA, accelerated proximal gradient with backtracking and restarts ([`crate::fista`]):
+    /// every penalty; the solver of the L1 penalty.
+    Proximal,
+    /// Seeded mini-batch stochastic gradient descent (smooth penalties only), see [`SgdConfig`]:
+    /// cheap passes for large data sets, an approximate optimum.
+    Sgd,
+}
+
+/// How much each class's samples count in the loss (scikit-learn's `class_weight`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum ClassWeight {
+    /// Every sample counts once.
+    #[default]
+    Uniform,
+    /// Class `c` weighs `n_samples / (n_classes · count(c))`, so every class carries the same
+    /// total weight (scikit-learn's `"balanced"`).
+    Balanced,
+    /// `(label, weight)` pairs; labels not listed weigh 1. Every listed label must occur in the
+    /// training labels and every weight must be finite and non-negative.
+    Explicit(Vec<(usize, f64)>),
+}
+
+/// Settings of [`Solver::Sgd`]. One epoch is one pass over the shuffled training set in
+/// mini-batches; `max_iter` counts epochs.
+///
+/// The step of epoch `e` is `learning_rate / sqrt(1 + e)`, and the model is the mean of the
+/// iterates since the last epoch that is a power of two (Polyak–Ruppert averaging over the later
+/// half of the run), which cancels most of the gradient noise. After every epoch the full
+/// gradient of the averaged model is checked against `tol`, as L-BFGS does.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SgdConfig {
+    /// Samples per gradient step (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// The initial step size, on the scaled objective (mean log-loss plus penalty).
+    pub learning_rate: f64,
+    /// Seeds the order of the samples in every epoch.
+    pub seed: u64,
+}
+
+impl Default for SgdConfig {
+    /// Batches of 32, learning rate 0.5, seed 0.
     fn default() -> Self {
-        LogisticRegressionConfig { c: 1.0, fit_intercept: true, max_iter: 100, tol: 1e-4, memory: 10 }
+        SgdConfig { batch_size: 32, learning_rate: 0.5, seed: 0 }
     }
 }
 
-/// A fitted classifier: one weight row and one intercept per class.
+/// Configuration of a [`LogisticRegression`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogisticRegressionConfig {
+    /// Inverse regularisation strength (scikit-learn's `C`): larger means a weaker penalty.
+    /// Ignored by [`Penalty::None`].
+    pub c: f64,
+    /// The penalty on the weights.
+    pub penalty: Penalty,
+    /// The solver; [`validate`](Self::validate) rejects the pairs it cannot solve.
+    pub solver: Solver,
+    /// Per-class weights of the samples' loss terms.
+    pub class_weight: ClassWeight,
+    /// Whether to fit an (unpenalised) intercept per weight row.
+    pub fit_intercept: bool,
+    /// The most iterations: L-BFGS or FISTA steps, or SGD epochs.
+    pub max_iter: usize,
+    /// Stop when the largest entry of the scaled objective's gradient (for L1: its smallest
+    /// subgradient) is at most `tol`.
+    pub tol: f64,
+    /// L-BFGS history length.
+    pub memory: usize,
+    /// Settings of [`Solver::Sgd`].
+    pub sgd: SgdConfig,
+}
+
+impl Default for LogisticRegressionConfig {
+    /// scikit-learn's defaults: `C = 1`, L2, L-BFGS, uniform class weights, intercept, 100
+    /// iterations, `tol = 1e-4`; memory 10 and the default [`SgdConfig`].
+    fn default() -> Self {
+        LogisticRegressionConfig {
+            c: 1.0,
+            penalty: Penalty::L2,
+            solver: Solver::Lbfgs,
+            class_weight: ClassWeight::Uniform,
+            fit_intercept: true,
+            max_iter: 100,
+            tol: 1e-4,
+            memory: 10,
+            sgd: SgdConfig::default(),
+        }
+    }
+}
+
+/// A fitted classifier: one weight row and intercept for two classes, one per class for more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogisticRegression {
     classes: Vec<usize>,
-    /// `[n_classes, n_features]`.
+    /// `[1, n_features]` for two classes, else `[n_classes, n_features]`.
     coef: Matrix,
     intercept: Vec<f64>,
     n_iter: usize,
@@ -51,7 +158,22 @@ fn logsumexp(z: &[f64]) -> f64 {
     m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
-/// `X Wᵀ + b`: `[n, n_classes]` logits.
+/// `ln(1 + eᶻ)` without overflow.
+fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// `1 / (1 + e⁻ᶻ)` without overflow.
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `X Wᵀ + b`: `[n, rows of W]` scores.
 fn logits(x: &Matrix, coef: &Matrix, intercept: &[f64]) -> Matrix {
     let mut z = x * coef.transpose();
     for (c, b) in intercept.iter().enumerate() {
@@ -60,15 +182,104 @@ fn logits(x: &Matrix, coef: &Matrix, intercept: &[f64]) -> Matrix {
     z
 }
 
+/// The weighted log-loss of one model on a training set; parameters `θ = [W row-major
+/// (m x d), b (m, with an intercept)]`, `m = 1` for two classes (sigmoid) else the number of
+/// classes (softmax).
+struct LogLoss<'a> {
+    x: &'a Matrix,
+    /// Per sample, the position of its label among the classes.
+    y: &'a [usize],
+    /// Per sample, the weight of its class.
+    sw: &'a [f64],
+    m: usize,
+    fit_intercept: bool,
+}
+
+impl LogLoss<'_> {
+    fn d(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn n_params(&self) -> usize {
+        self.m * self.d() + if self.fit_intercept { self.m } else { 0 }
+    }
+
+    fn split(&self, theta: &[f64]) -> (Matrix, Vec<f64>) {
+        let (m, d) = (self.m, self.d());
+        let coef = Matrix::from_fn(m, d, |r, j| theta[r * d + j]);
+        let intercept = if self.fit_intercept { theta[m * d..].to_vec() } else { vec![0.0; m] };
+        (coef, intercept)
+    }
+
+    /// `scale Σᵢ sᵢ loss(i)` over the rows `rows` (all rows when `None`); writes its gradient
+    /// with respect to `θ` into `grad`.
+    fn eval(&self, theta: &[f64], rows: Option<&[usize]>, scale: f64, grad: &mut [f64]) -> f64 {
+        let (coef, intercept) = self.split(theta);
+        let picked;
+        let x = match rows {
+            Some(r) => {
+                picked = select_rows(self.x, r);
+                &picked
+            }
+            None => self.x,
+        };
+        // Row i of x is training sample pick(i).
+        let pick = |i: usize| rows.map_or(i, |r| r[i]);
+        let mut z = logits(x, &coef, &intercept); // [n, m]
+        let mut loss = 0.0;
+        let mut row = vec![0.0; self.m];
+        for i in 0..x.nrows() {
+            let s = pick(i);
+            let (yi, wi) = (self.y[s], self.sw[s] * scale);
+            if self.m == 1 {
+                // Sigmoid model: loss ln(1 + eᶻ) − t z with t = 1 for the second class.
+                let (zi, t) = (z[(i, 0)], f64::from(u8::from(yi == 1)));
+                loss += wi * (softplus(zi) - t * zi);
+                z[(i, 0)] = wi * (sigmoid(zi) - t);
+            } else {
+                row.iter_mut().enumerate().for_each(|(c, v)| *v = z[(i, c)]);
+                let lse = logsumexp(&row);
+                loss += wi * (lse - row[yi]);
+                // z becomes the gradient wrt the logits: wᵢ (P − Y).
+                for c in 0..self.m {
+                    z[(i, c)] = wi * ((row[c] - lse).exp() - f64::from(u8::from(c == yi)));
+                }
+            }
+        }
+        let gw = z.transpose() * x; // [m, d]
+        let d = self.d();
+        for r in 0..self.m {
+            for j in 0..d {
+                grad[r * d + j] = gw[(r, j)];
+            }
+            if self.fit_intercept {
+                grad[self.m * d + r] = z.col(r).iter().sum();
+            }
+        }
+        loss
+    }
+
+    /// Adds `½ l2 ‖W‖²` and its gradient to `(f, grad)`.
+    fn add_l2(&self, theta: &[f64], l2: f64, f: f64, grad: &mut [f64]) -> f64 {
+        let n_w = self.m * self.d();
+        let sq: f64 = theta[..n_w].iter().map(|w| w * w).sum();
+        grad[..n_w].iter_mut().zip(&theta[..n_w]).for_each(|(g, w)| *g += l2 * w);
+        f + 0.5 * l2 * sq
+    }
+}
+
 impl LogisticRegressionConfig {
     /// A default configuration with inverse regularisation strength `c`.
     pub fn with_c(c: f64) -> Self {
         LogisticRegressionConfig { c, ..Default::default() }
     }
 
-    fn validate(&self, what: &'static str) -> Result<()> {
-        let bad = |detail: String| Err(MlError::InvalidParameter { what, detail });
-        if !(self.c.is_finite() && self.c > 0.0) {
+    /// Checks every setting and the penalty/solver pair: L-BFGS and SGD need a smooth objective,
+    /// so [`Penalty::L1`] takes [`Solver::Proximal`].
+    pub fn validate(&self) -> Result<()> {
+        const WHAT: &str = "LogisticRegressionConfig::validate";
+        let bad = |detail: String| Err(MlError::InvalidParameter { what: WHAT, detail });
+        if self.penalty != Penalty::None && !(self.c.is_finite() && self.c > 0.0) {
             return bad(format!("C must be positive and finite, got {}", self.c));
         }
         if !(self.tol.is_finite() && self.tol >= 0.0) {
@@ -77,91 +288,172 @@ impl LogisticRegressionConfig {
         if self.max_iter == 0 || self.memory == 0 {
             return bad(format!("max_iter ({}) and memory ({}) must be at least 1", self.max_iter, self.memory));
         }
+        match (self.penalty, self.solver) {
+            (Penalty::L1, Solver::Lbfgs | Solver::Sgd) => {
+                return bad(format!(
+                    "penalty L1 is not differentiable, which solver {:?} needs; use Solver::Proximal",
+                    self.solver
+                ))
+            }
+            (_, Solver::Sgd) => {
+                let s = &self.sgd;
+                if s.batch_size == 0 {
+                    return bad("sgd.batch_size must be at least 1".into());
+                }
+                if !(s.learning_rate.is_finite() && s.learning_rate > 0.0) {
+                    return bad(format!("sgd.learning_rate must be positive and finite, got {}", s.learning_rate));
+                }
+            }
+            _ => {}
+        }
+        if let ClassWeight::Explicit(pairs) = &self.class_weight {
+            if let Some((label, w)) = pairs.iter().find(|(_, w)| !(w.is_finite() && *w >= 0.0)) {
+                return bad(format!("the weight of class {label} must be finite and non-negative, got {w}"));
+            }
+        }
         Ok(())
     }
 
-    /// Fits the softmax model from zero weights. Errors on invalid settings, non-finite
-    /// features, mismatched lengths and labels of a single class.
+    /// The weight of every sample (of its class), given the sorted classes and the encoded labels.
+    fn sample_weights(&self, what: &'static str, classes: &[usize], y: &[usize]) -> Result<Vec<f64>> {
+        let k = classes.len();
+        let per_class = match &self.class_weight {
+            ClassWeight::Uniform => vec![1.0; k],
+            ClassWeight::Balanced => {
+                let mut count = vec![0usize; k];
+                y.iter().for_each(|&c| count[c] += 1);
+                count.iter().map(|&n_c| y.len() as f64 / (k * n_c) as f64).collect()
+            }
+            ClassWeight::Explicit(pairs) => {
+                let mut w = vec![1.0; k];
+                for &(label, weight) in pairs {
+                    let c = classes.binary_search(&label).map_err(|_| MlError::InvalidParameter {
+                        what,
+                        detail: format!("class_weight names class {label}, which is not among the labels {classes:?}"),
+                    })?;
+                    w[c] = weight;
+                }
+                w
+            }
+        };
+        if per_class.iter().all(|&w| w == 0.0) {
+            return Err(MlError::InvalidParameter { what, detail: "every class weight is 0".into() });
+        }
+        Ok(y.iter().map(|&c| per_class[c]).collect())
+    }
+
+    /// Fits the model from zero weights. Errors on invalid settings (see
+    /// [`validate`](Self::validate)), non-finite features, mismatched lengths, labels of a
+    /// single class and class weights that name an absent class.
     ///
-    /// With two classes the model is scikit-learn's binary (sigmoid) one: the softmax fit uses
-    /// `C / 2`, which makes `coef()[1] - coef()[0]` equal scikit-learn's `coef_[0]` (the two rows
-    /// come out as exact negatives, since the solver starts at zero and every gradient sums to
-    /// zero over the classes).
-    ///
-    /// Not reaching `tol` within `max_iter` is not an error (scikit-learn warns):
+    /// Two classes give scikit-learn's binary model: one weight row, positive for the larger
+    /// label. Not reaching `tol` within `max_iter` is not an error (scikit-learn warns):
     /// [`converged`](LogisticRegression::converged) reports it.
     pub fn fit(&self, x: &Matrix, y: &[usize]) -> Result<LogisticRegression> {
         const WHAT: &str = "LogisticRegressionConfig::fit";
-        self.validate(WHAT)?;
+        self.validate().map_err(|e| match e {
+            MlError::InvalidParameter { detail, .. } => MlError::InvalidParameter { what: WHAT, detail },
+            other => other,
+        })?;
         check_features(WHAT, x)?;
         check_labels(WHAT, x, y)?;
         let (classes, y) = encode_classes(WHAT, y)?;
-        let (n, d, k) = (x.nrows(), x.ncols(), classes.len());
-        let c = if k == 2 { self.c / 2.0 } else { self.c };
-        let l2 = 1.0 / (c * n as f64);
-        let inv_n = 1.0 / n as f64;
-        let n_w = k * d;
-        let fit_intercept = self.fit_intercept;
-        // θ = [W row-major (k x d), b (k)]; returns the scaled objective and writes its gradient.
-        let zeros = vec![0.0; k];
-        let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-            let coef = Matrix::from_fn(k, d, |r, j| theta[r * d + j]);
-            let mut z = logits(x, &coef, if fit_intercept { &theta[n_w..] } else { &zeros });
-            let mut loss = 0.0;
-            let mut row = vec![0.0; k];
-            for i in 0..n {
-                row.iter_mut().enumerate().for_each(|(c, v)| *v = z[(i, c)]);
-                let lse = logsumexp(&row);
-                loss += lse - row[y[i]];
-                // z becomes the gradient of the mean log-loss wrt the logits: (P - Y) / n.
-                for c in 0..k {
-                    z[(i, c)] = ((row[c] - lse).exp() - f64::from(u8::from(c == y[i]))) * inv_n;
-                }
-            }
-            let gw = z.transpose() * x; // [k, d]
-            let mut penalty = 0.0;
-            for r in 0..k {
-                for j in 0..d {
-                    let w = theta[r * d + j];
-                    penalty += w * w;
-                    grad[r * d + j] = gw[(r, j)] + l2 * w;
-                }
-                if fit_intercept {
-                    grad[n_w + r] = z.col(r).iter().sum();
-                }
-            }
-            loss * inv_n + 0.5 * l2 * penalty
+        let sw = self.sample_weights(WHAT, &classes, &y)?;
+        let k = classes.len();
+        let problem = LogLoss { x, y: &y, sw: &sw, m: if k == 2 { 1 } else { k }, fit_intercept: self.fit_intercept };
+        let sw_sum: f64 = sw.iter().sum();
+        // The penalty's weight in the scaled objective: 1 / (C Σ sᵢ).
+        let strength = if self.penalty == Penalty::None { 0.0 } else { 1.0 / (self.c * sw_sum) };
+        let l2 = if self.penalty == Penalty::L2 { strength } else { 0.0 };
+        let theta0 = vec![0.0; problem.n_params()];
+        let smooth = |theta: &[f64], grad: &mut [f64]| -> f64 {
+            let f = problem.eval(theta, None, 1.0 / sw_sum, grad);
+            problem.add_l2(theta, l2, f, grad)
         };
-        let n_params = n_w + if fit_intercept { k } else { 0 };
-        let cfg = LbfgsConfig { memory: self.memory, max_iter: self.max_iter, tol: self.tol, ..Default::default() };
-        let report = minimize(objective, vec![0.0; n_params], &cfg)?;
-        if !report.f.is_finite() || report.x.iter().any(|v| !v.is_finite()) {
+        let (theta, n_iter, converged) = match self.solver {
+            Solver::Lbfgs => {
+                let cfg =
+                    LbfgsConfig { memory: self.memory, max_iter: self.max_iter, tol: self.tol, ..Default::default() };
+                let r = minimize(smooth, theta0, &cfg)?;
+                (r.x, r.n_iter, r.converged)
+            }
+            Solver::Proximal => {
+                let l1 = if self.penalty == Penalty::L1 { strength } else { 0.0 };
+                let n_w = problem.m * problem.d();
+                let penalized: Vec<bool> = (0..theta0.len()).map(|j| j < n_w).collect();
+                let cfg = FistaConfig { max_iter: self.max_iter, tol: self.tol };
+                let r = minimize_l1(smooth, theta0, l1, &penalized, &cfg)?;
+                (r.x, r.n_iter, r.converged)
+            }
+            Solver::Sgd => sgd(&problem, l2, sw_sum, self),
+        };
+        if theta.iter().any(|v| !v.is_finite()) {
             return Err(MlError::Numerical { what: WHAT, detail: "the fit produced non-finite weights".into() });
         }
-        let coef = Matrix::from_fn(k, d, |r, j| report.x[r * d + j]);
-        let intercept = if fit_intercept { report.x[n_w..].to_vec() } else { vec![0.0; k] };
-        Ok(LogisticRegression { classes, coef, intercept, n_iter: report.n_iter, converged: report.converged })
+        let (coef, intercept) = problem.split(&theta);
+        Ok(LogisticRegression { classes, coef, intercept, n_iter, converged })
     }
 }
 
+/// Mini-batch SGD with iterate averaging (see [`SgdConfig`]); returns `(θ, epochs, converged)`.
+fn sgd(problem: &LogLoss, l2: f64, sw_sum: f64, cfg: &LogisticRegressionConfig) -> (Vec<f64>, usize, bool) {
+    let n = problem.x.nrows();
+    let p = problem.n_params();
+    let s = cfg.sgd;
+    let batch = s.batch_size.min(n);
+    let mut rng = SplitMix64(s.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let (mut theta, mut sum, mut avg, mut grad) = (vec![0.0; p], vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+    let mut steps = 0.0;
+    for epoch in 0..cfg.max_iter {
+        if epoch.is_power_of_two() {
+            // The average covers the later half of the run: early iterates are far off.
+            sum.iter_mut().for_each(|v| *v = 0.0);
+            steps = 0.0;
+        }
+        rng.shuffle(&mut order);
+        let eta = s.learning_rate / (1.0 + epoch as f64).sqrt();
+        for rows in order.chunks(batch) {
+            // An unbiased estimate of the full gradient: the batch's weighted sum scaled by n / |batch|.
+            let scale = n as f64 / (rows.len() as f64 * sw_sum);
+            let f = problem.eval(&theta, Some(rows), scale, &mut grad);
+            problem.add_l2(&theta, l2, f, &mut grad);
+            theta.iter_mut().zip(&grad).for_each(|(t, g)| *t -= eta * g);
+            sum.iter_mut().zip(&theta).for_each(|(a, t)| *a += t);
+            steps += 1.0;
+        }
+        avg.iter_mut().zip(&sum).for_each(|(a, s)| *a = s / steps);
+        // The averaged model is the estimate; stop once its full gradient is small.
+        let f = problem.eval(&avg, None, 1.0 / sw_sum, &mut grad);
+        let f = problem.add_l2(&avg, l2, f, &mut grad);
+        let g_max = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        if !f.is_finite() || g_max <= cfg.tol {
+            return (avg, epoch + 1, f.is_finite());
+        }
+    }
+    (avg, cfg.max_iter, false)
+}
+
 impl LogisticRegression {
-    /// The sorted distinct training labels; row `c` of [`coef`](Self::coef) and column `c` of
-    /// [`predict_proba`](Self::predict_proba) belong to `classes()[c]`.
+    /// The sorted distinct training labels; column `c` of [`predict_proba`](Self::predict_proba)
+    /// belongs to `classes()[c]`, and so does row `c` of [`coef`](Self::coef) for three or more
+    /// classes.
     pub fn classes(&self) -> &[usize] {
         &self.classes
     }
 
-    /// The weights, `[n_classes, n_features]` (for two classes see [`LogisticRegressionConfig::fit`]).
+    /// The weights: `[1, n_features]` for two classes (the log-odds of `classes()[1]`), else
+    /// `[n_classes, n_features]` (scikit-learn's `coef_`).
     pub fn coef(&self) -> &Matrix {
         &self.coef
     }
 
-    /// The intercepts, one per class (all 0 without `fit_intercept`).
+    /// The intercepts, one per row of [`coef`](Self::coef) (all 0 without `fit_intercept`).
     pub fn intercept(&self) -> &[f64] {
         &self.intercept
     }
 
-    /// L-BFGS iterations the fit took.
+    /// Iterations the fit took: L-BFGS or FISTA steps, or SGD epochs.
     pub fn n_iter(&self) -> usize {
         self.n_iter
     }
@@ -171,15 +463,28 @@ impl LogisticRegression {
         self.converged
     }
 
-    /// The raw class scores `X Wᵀ + b`, `[n, n_classes]`.
+    /// The raw scores `X Wᵀ + b`: `[n, 1]` for two classes (positive favours `classes()[1]`),
+    /// else `[n, n_classes]`.
     pub fn decision_function(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("LogisticRegression::decision_function", x, self.coef.ncols())?;
         Ok(logits(x, &self.coef, &self.intercept))
     }
 
-    /// Class probabilities, the softmax of the scores, `[n, n_classes]`; every row sums to 1.
+    /// Class probabilities, `[n, n_classes]` (two columns for two classes: `1 − σ(z)` and
+    /// `σ(z)`); every row sums to 1.
     pub fn predict_proba(&self, x: &Matrix) -> Result<Matrix> {
-        let mut z = self.decision_function(x)?;
+        let z = self.decision_function(x)?;
+        if z.ncols() == 1 {
+            return Ok(Matrix::from_fn(z.nrows(), 2, |i, c| {
+                let p = sigmoid(z[(i, 0)]);
+                if c == 1 {
+                    p
+                } else {
+                    sigmoid(-z[(i, 0)])
+                }
+            }));
+        }
+        let mut z = z;
         let k = z.ncols();
         let mut row = vec![0.0; k];
         for i in 0..z.nrows() {
@@ -197,6 +502,9 @@ impl LogisticRegression {
         let z = self.decision_function(x)?;
         Ok((0..z.nrows())
             .map(|i| {
+                if z.ncols() == 1 {
+                    return self.classes[usize::from(z[(i, 0)] > 0.0)];
+                }
                 let mut best = 0;
                 for c in 1..z.ncols() {
                     if z[(i, c)] > z[(i, best)] {
@@ -212,6 +520,37 @@ impl LogisticRegression {
     pub fn score(&self, x: &Matrix, y: &[usize]) -> Result<f64> {
         check_labels("LogisticRegression::score", x, y)?;
         accuracy(y, &self.predict(x)?)
+    }
+}
+
+impl Persist for LogisticRegression {
+    const KIND: &'static str = "LogisticRegression";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_matrix("coef", &self.coef);
+        s.put_vector("intercept", &self.intercept);
+        s.put("classes", &self.classes);
+        s.put("n_iter", &self.n_iter);
+        s.put("converged", &self.converged);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let classes: Vec<usize> = s.get("classes")?;
+        check_classes(&classes)?;
+        let coef = s.matrix("coef")?;
+        let rows = if classes.len() == 2 { 1 } else { classes.len() };
+        if coef.nrows() != rows || coef.ncols() == 0 {
+            return Err(format!("coef is [{}, {}] for {} classes", coef.nrows(), coef.ncols(), classes.len()));
+        }
+        Ok(LogisticRegression {
+            intercept: s.vector_of("intercept", rows)?,
+            n_iter: s.get("n_iter")?,
+            converged: s.get("converged")?,
+            classes,
+            coef,
+        })
     }
 }
 
@@ -269,13 +608,111 @@ mod tests {
     }
 
     #[test]
-    fn two_classes_give_mirrored_rows() {
+    fn two_classes_fit_one_sigmoid_model() {
         let (x, y) = blobs();
-        let m = LogisticRegressionConfig::default().fit(&x.subrows(0, 6).to_owned(), &y[..6]).unwrap();
+        let (xb, yb) = (x.subrows(0, 6).to_owned(), &y[..6]);
+        let cfg = LogisticRegressionConfig { tol: 1e-12, max_iter: 1000, ..Default::default() };
+        let m = cfg.fit(&xb, yb).unwrap();
+        assert_eq!((m.coef().nrows(), m.intercept().len()), (1, 1));
+        assert_eq!(m.decision_function(&xb).unwrap().ncols(), 1);
+        let p = m.predict_proba(&xb).unwrap();
+        assert_eq!(p.ncols(), 2);
+        // At the optimum w = C Σᵢ (tᵢ − σ(zᵢ)) xᵢ.
         for j in 0..2 {
-            assert!((m.coef()[(0, j)] + m.coef()[(1, j)]).abs() < 1e-12);
+            let w: f64 = (0..6).map(|i| (f64::from(u8::from(yb[i] == 1)) - p[(i, 1)]) * xb[(i, j)]).sum();
+            assert!((m.coef()[(0, j)] - w).abs() < 1e-6, "{} vs {w}", m.coef()[(0, j)]);
         }
-        assert_eq!(m.score(&x.subrows(0, 6).to_owned(), &y[..6]).unwrap(), 1.0);
+        assert!((0..6).all(|i| (p[(i, 0)] + p[(i, 1)] - 1.0).abs() < 1e-15));
+        assert_eq!(m.score(&xb, yb).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn the_proximal_solver_matches_lbfgs_on_a_smooth_objective() {
+        let (x, y) = blobs();
+        for k in [2usize, 3] {
+            let n = 3 * k;
+            let (xs, ys) = (x.subrows(0, n).to_owned(), &y[..n]);
+            let base = LogisticRegressionConfig { tol: 1e-10, max_iter: 100_000, c: 0.5, ..Default::default() };
+            let a = base.fit(&xs, ys).unwrap();
+            let b = LogisticRegressionConfig { solver: Solver::Proximal, ..base }.fit(&xs, ys).unwrap();
+            assert!(b.converged(), "{} iterations", b.n_iter());
+            for r in 0..a.coef().nrows() {
+                for j in 0..2 {
+                    assert!((a.coef()[(r, j)] - b.coef()[(r, j)]).abs() < 1e-6);
+                }
+                assert!((a.intercept()[r] - b.intercept()[r]).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn l1_zeroes_an_uninformative_feature() {
+        // Feature 1 is noise uncorrelated with the label; a strong L1 penalty drops it exactly.
+        let x = matrix_from_rows(
+            8,
+            2,
+            &[0.0, 1.0, 1.0, -1.0, 2.0, 1.0, 3.0, -1.0, 5.0, 1.0, 6.0, -1.0, 7.0, 1.0, 8.0, -1.0],
+        )
+        .unwrap();
+        let y = [0, 0, 0, 0, 1, 1, 1, 1];
+        let cfg = LogisticRegressionConfig {
+            penalty: Penalty::L1,
+            solver: Solver::Proximal,
+            c: 0.2,
+            tol: 1e-10,
+            max_iter: 100_000,
+            ..Default::default()
+        };
+        let m = cfg.fit(&x, &y).unwrap();
+        assert!(m.converged());
+        assert_eq!(m.coef()[(0, 1)], 0.0);
+        assert!(m.coef()[(0, 0)] > 0.0);
+    }
+
+    #[test]
+    fn class_weights_scale_the_loss_terms() {
+        // Weighting a class by 2 is the same objective as listing its samples twice.
+        let (x, y) = blobs();
+        let cfg = LogisticRegressionConfig {
+            class_weight: ClassWeight::Explicit(vec![(1, 2.0)]),
+            tol: 1e-12,
+            max_iter: 1000,
+            ..Default::default()
+        };
+        let weighted = cfg.fit(&x, &y).unwrap();
+        let rows: Vec<usize> = (0..9).chain(3..6).collect();
+        let dup_y: Vec<usize> = rows.iter().map(|&i| y[i]).collect();
+        let dup = LogisticRegressionConfig { tol: 1e-12, max_iter: 1000, ..Default::default() }
+            .fit(&select_rows(&x, &rows), &dup_y)
+            .unwrap();
+        for c in 0..3 {
+            for j in 0..2 {
+                assert!((weighted.coef()[(c, j)] - dup.coef()[(c, j)]).abs() < 1e-6);
+            }
+        }
+        // Balanced weights on a balanced set change nothing.
+        let bal = LogisticRegressionConfig { class_weight: ClassWeight::Balanced, ..Default::default() };
+        assert_eq!(bal.fit(&x, &y).unwrap(), LogisticRegressionConfig::default().fit(&x, &y).unwrap());
+    }
+
+    #[test]
+    fn sgd_approaches_the_lbfgs_optimum() {
+        let (x, y) = blobs();
+        let exact = LogisticRegressionConfig { tol: 1e-10, max_iter: 1000, ..Default::default() }.fit(&x, &y).unwrap();
+        let cfg = LogisticRegressionConfig {
+            solver: Solver::Sgd,
+            max_iter: 4000,
+            tol: 1e-6,
+            sgd: SgdConfig { batch_size: 4, learning_rate: 0.5, seed: 3 },
+            ..Default::default()
+        };
+        let m = cfg.fit(&x, &y).unwrap();
+        let diff = (0..3)
+            .flat_map(|c| (0..2).map(move |j| (c, j)))
+            .fold(0.0f64, |d, (c, j)| d.max((m.coef()[(c, j)] - exact.coef()[(c, j)]).abs()));
+        assert!(diff < 1e-2, "max |coef diff| {diff} after {} epochs", m.n_iter());
+        assert_eq!(m.predict(&x).unwrap(), y);
+        assert_eq!(cfg.fit(&x, &y).unwrap(), m, "the seed fixes the result");
     }
 
     #[test]
@@ -285,8 +722,25 @@ mod tests {
             LogisticRegressionConfig::with_c(0.0),
             LogisticRegressionConfig::with_c(f64::NAN),
             LogisticRegressionConfig { max_iter: 0, ..Default::default() },
+            LogisticRegressionConfig { penalty: Penalty::L1, ..Default::default() },
+            LogisticRegressionConfig { penalty: Penalty::L1, solver: Solver::Sgd, ..Default::default() },
+            LogisticRegressionConfig {
+                solver: Solver::Sgd,
+                sgd: SgdConfig { batch_size: 0, ..Default::default() },
+                ..Default::default()
+            },
+            LogisticRegressionConfig { class_weight: ClassWeight::Explicit(vec![(7, 1.0)]), ..Default::default() },
+            LogisticRegressionConfig { class_weight: ClassWeight::Explicit(vec![(1, -1.0)]), ..Default::default() },
         ] {
-            assert!(matches!(cfg.fit(&x, &y), Err(MlError::InvalidParameter { .. })));
+            assert!(matches!(cfg.fit(&x, &y), Err(MlError::InvalidParameter { .. })), "{cfg:?}");
         }
+        let e = LogisticRegressionConfig { penalty: Penalty::L1, ..Default::default() }.validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "LogisticRegressionConfig::validate: invalid parameter: penalty L1 is not differentiable, which solver \
+             Lbfgs needs; use Solver::Proximal"
+        );
+        // C is irrelevant without a penalty.
+        assert!(LogisticRegressionConfig { penalty: Penalty::None, c: 0.0, ..Default::default() }.validate().is_ok());
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_n_features, Matrix};
 use crate::error::{MlError, Result};
+use crate::persist::{Persist, SavedState};
 use crate::scaler::StandardScalerConfig;
 use crate::split::SplitMix64;
 
@@ -307,6 +308,43 @@ impl Pca {
             x.col_mut(j).iter_mut().for_each(|v| *v = *v * sc + m);
         }
         Ok(x)
+    }
+}
+
+impl Persist for Pca {
+    const KIND: &'static str = "Pca";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_vector("mean", &self.mean);
+        s.put_vector("scale", &self.scale);
+        s.put_matrix("components", &self.components);
+        s.put_vector("explained_variance", &self.explained_variance);
+        s.put_vector("explained_variance_ratio", &self.explained_variance_ratio);
+        s.put_vector("singular_values", &self.singular_values);
+        s.put("whiten", &self.whiten);
+        s.put("solver", &self.solver);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let mean = s.vector("mean")?;
+        let d = mean.len();
+        let components = s.matrix("components")?;
+        if components.ncols() != d {
+            return Err(format!("components have {} columns but the mean has {d} features", components.ncols()));
+        }
+        let k = components.nrows();
+        Ok(Pca {
+            scale: s.vector_of("scale", d)?,
+            explained_variance: s.vector_of("explained_variance", k)?,
+            explained_variance_ratio: s.vector_of("explained_variance_ratio", k)?,
+            singular_values: s.vector_of("singular_values", k)?,
+            whiten: s.get("whiten")?,
+            solver: s.get("solver")?,
+            mean,
+            components,
+        })
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_n_features, Matrix};
 use crate::error::{MlError, Result};
+use crate::persist::{Persist, SavedState};
 
 /// Configuration of a [`StandardScaler`] (scikit-learn's `StandardScaler`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -88,6 +89,23 @@ impl StandardScaler {
     pub fn inverse_transform(&self, z: &Matrix) -> Result<Matrix> {
         check_n_features("StandardScaler::inverse_transform", z, self.mean.len())?;
         Ok(Matrix::from_fn(z.nrows(), z.ncols(), |i, j| z[(i, j)] * self.scale[j] + self.mean[j]))
+    }
+}
+
+impl Persist for StandardScaler {
+    const KIND: &'static str = "StandardScaler";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_vector("mean", &self.mean);
+        s.put_vector("scale", &self.scale);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let mean = s.vector("mean")?;
+        let scale = s.vector_of("scale", mean.len())?;
+        Ok(StandardScaler { mean, scale })
     }
 }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{check_features, check_labels, check_n_features, encode_classes, select_rows, Matrix};
 use crate::error::{MlError, Result};
 use crate::metrics::accuracy;
+use crate::persist::{check_classes, Persist, SavedState};
 use crate::svm::kernel::{row_norms, Kernel, KernelFn};
 use crate::svm::smo::{solve, SmoConfig};
 
@@ -333,6 +334,80 @@ impl Svc {
     pub fn score(&self, x: &Matrix, y: &[usize]) -> Result<f64> {
         check_labels("Svc::score", x, y)?;
         accuracy(y, &self.predict(x)?)
+    }
+}
+
+impl Persist for Svc {
+    const KIND: &'static str = "Svc";
+
+    fn to_state(&self) -> SavedState {
+        let mut s = SavedState::new();
+        // The kernel: its kind and degree as JSON, its floats (gamma, coef0) as a tensor.
+        let (name, degree, params) = match self.kernel {
+            KernelFn::Rbf { gamma } => ("rbf", 0, [gamma, 0.0]),
+            KernelFn::Poly { degree, gamma, coef0 } => ("poly", degree, [gamma, coef0]),
+            KernelFn::Linear => ("linear", 0, [1.0, 0.0]),
+        };
+        s.put("kernel", &name);
+        s.put("degree", &degree);
+        s.put_vector("kernel_params", &params);
+        s.put_matrix("support_vectors", &self.support_vectors);
+        s.put_matrix("dual_coef", &self.dual_coef);
+        s.put_vector("intercept", &self.intercept);
+        s.put_vector("objective", &self.objective);
+        s.put("classes", &self.classes);
+        s.put("support", &self.support);
+        s.put("n_support", &self.n_support);
+        s.put("n_iter", &self.n_iter);
+        s.put("converged", &self.converged);
+        s
+    }
+
+    fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let classes: Vec<usize> = s.get("classes")?;
+        check_classes(&classes)?;
+        let k = classes.len();
+        let pairs = k * (k - 1) / 2;
+        let p = s.vector_of("kernel_params", 2)?;
+        let kernel = match s.get::<String>("kernel")?.as_str() {
+            "rbf" => KernelFn::Rbf { gamma: p[0] },
+            "poly" => KernelFn::Poly { degree: s.get("degree")?, gamma: p[0], coef0: p[1] },
+            "linear" => KernelFn::Linear,
+            other => return Err(format!("unknown kernel {other}")),
+        };
+        let (support, n_support): (Vec<usize>, Vec<usize>) = (s.get("support")?, s.get("n_support")?);
+        if n_support.len() != k || n_support.iter().sum::<usize>() != support.len() {
+            return Err(format!(
+                "n_support {n_support:?} does not fit {k} classes and {} support vectors",
+                support.len()
+            ));
+        }
+        let support_vectors = s.matrix("support_vectors")?;
+        if support_vectors.nrows() != support.len() || support_vectors.ncols() == 0 {
+            return Err(format!(
+                "support_vectors is [{}, {}] for {} support vectors",
+                support_vectors.nrows(),
+                support_vectors.ncols(),
+                support.len()
+            ));
+        }
+        let n_iter: Vec<usize> = s.get("n_iter")?;
+        if n_iter.len() != pairs {
+            return Err(format!("n_iter has {} entries, expected {pairs}", n_iter.len()));
+        }
+        Ok(Svc {
+            kernel,
+            support_sq: row_norms(&support_vectors),
+            dual_coef: s.matrix_of("dual_coef", k - 1, support.len())?,
+            intercept: s.vector_of("intercept", pairs)?,
+            objective: s.vector_of("objective", pairs)?,
+            converged: s.get("converged")?,
+            classes,
+            support,
+            support_vectors,
+            n_support,
+            n_iter,
+        })
     }
 }
 
