@@ -45,6 +45,7 @@ pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod residual;
+pub mod rnn;
 pub mod sequential;
 
 pub use activation::{Gelu, LeakyRelu, Relu, Sigmoid, Tanh};
@@ -63,4 +64,5 @@ pub use optim::{
 };
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 pub use residual::Residual;
+pub use rnn::{Gru, GruCell, Lstm, LstmCell, LstmState, Rnn, RnnCell, RnnConfig};
 pub use sequential::{mlp, Sequential};
