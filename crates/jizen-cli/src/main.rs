@@ -9,6 +9,7 @@ mod bench;
 mod data;
 mod datasets;
 mod demo;
+mod lm;
 mod probe;
 mod train;
 mod transfer;
@@ -95,6 +96,8 @@ enum Command {
     Probe(probe::ProbeArgs),
     /// Download and verify a public data set (mnist, fashion-mnist, cifar10, ptb).
     Data(data::DataArgs),
+    /// LSTM language models: train (truncated BPTT, clipping, decay), eval (perplexity), sample.
+    Lm(lm::LmArgs),
     /// Time a training step (or inference call, sgemm, epoch) on synthetic data; one JSON line.
     #[command(
         after_help = "Examples:\n  jizen bench mlp\n  JIZEN_THREADS=2 jizen bench cnn\n  jizen bench gemm --quick\n\n\
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::probe(&args),
         Command::Data(args) => data::run(&args).map_err(Into::into),
         Command::Bench(args) => bench::run(&args),
+        Command::Lm(args) => lm::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

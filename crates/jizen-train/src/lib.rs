@@ -12,6 +12,7 @@ pub mod config;
 pub mod curves;
 pub mod evaluate;
 pub mod headstart;
+pub mod lm;
 pub mod metrics;
 pub mod plot;
 pub mod predict;

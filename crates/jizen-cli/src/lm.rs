@@ -1,0 +1,249 @@
+//! `jizen lm train | eval | sample`: LSTM language models on Penn Treebank (words or
+//! characters) and Tiny Shakespeare.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use jizen_data::{batchify, read_tokens, LmBatches, Tokens, Vocab};
+use jizen_train::lm::{self, LanguageModel};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+/// Arguments of `jizen lm`.
+#[derive(Args)]
+pub struct LmArgs {
+    #[command(subcommand)]
+    command: LmCommand,
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Train a language model with truncated BPTT, clipping and learning-rate decay.
+    #[command(after_help = "Examples:\n  jizen lm train --data ptb --config small --out runs/lm-small\n  \
+        jizen lm train --data ptb --config medium --out runs/lm-medium      # hours on 2 cores\n  \
+        jizen lm train --data tinyshakespeare --config small --epochs 5 --out runs/shakespeare\n\n\
+        Data: ptb (words), ptb-char (characters), tinyshakespeare (characters), from --data-dir,\n\
+        else $JIZEN_DATA/<set>. The configurations are Zaremba et al. (2014)'s small, medium, large.")]
+    Train {
+        /// ptb, ptb-char or tinyshakespeare.
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// small, medium or large.
+        #[arg(long, default_value = "small")]
+        config: String,
+        /// Override the number of epochs.
+        #[arg(long)]
+        epochs: Option<u64>,
+        /// Tie the decoder's weight to the embedding.
+        #[arg(long)]
+        tie: bool,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "runs/lm")]
+        out: PathBuf,
+    },
+    /// Perplexity of a trained model on the validation and test text.
+    Eval {
+        /// The run directory of `jizen lm train` (holds lm.safetensors and vocab.txt).
+        run: PathBuf,
+        #[arg(long)]
+        data: String,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Generate text from a trained model.
+    #[command(after_help = "Examples:\n  jizen lm sample runs/lm-small --prompt \"the company said\" --tokens 30\n  \
+        jizen lm sample runs/shakespeare --prompt \"ROMEO:\" --temperature 0.8 --top-k 20")]
+    Sample {
+        /// The run directory of `jizen lm train`.
+        run: PathBuf,
+        /// The text to continue.
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 50)]
+        tokens: usize,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        #[arg(long)]
+        top_k: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+/// A corpus split into its three files and how it is tokenised.
+struct Corpus {
+    tokens: Tokens,
+    files: [PathBuf; 3],
+}
+
+fn corpus(name: &str, dir: Option<&Path>) -> Result<Corpus> {
+    let folder = |set: &str| -> Result<PathBuf> {
+        let d = match (dir, std::env::var_os("JIZEN_DATA")) {
+            (Some(d), _) => d.to_path_buf(),
+            (None, Some(root)) => PathBuf::from(root).join(set),
+            (None, None) => PathBuf::from("data").join(set),
+        };
+        if d.is_dir() {
+            Ok(d)
+        } else {
+            Err(format!("{name}: no data at {}\n  hint: point --data-dir (or JIZEN_DATA) at it", d.display()).into())
+        }
+    };
+    match name {
+        "ptb" => {
+            let d = folder("ptb")?;
+            Ok(Corpus {
+                tokens: Tokens::Words,
+                files: ["train", "valid", "test"].map(|s| d.join(format!("ptb.{s}.txt"))),
+            })
+        }
+        "ptb-char" => {
+            let d = folder("ptb")?;
+            Ok(Corpus {
+                tokens: Tokens::Words,
+                files: ["train", "valid", "test"].map(|s| d.join(format!("ptb.char.{s}.txt"))),
+            })
+        }
+        "tinyshakespeare" => {
+            // One file: the first 90% trains, the next 5% validates, the last 5% tests.
+            let d = folder("tinyshakespeare")?;
+            Ok(Corpus { tokens: Tokens::Chars, files: [d.join("input.txt"), d.join("input.txt"), d.join("input.txt")] })
+        }
+        other => Err(format!("unknown corpus {other:?}: use ptb, ptb-char or tinyshakespeare").into()),
+    }
+}
+
+/// The token streams of a corpus's three splits.
+fn splits(name: &str, c: &Corpus) -> Result<[Vec<String>; 3]> {
+    if name == "tinyshakespeare" {
+        let all = read_tokens(&c.files[0], c.tokens)?;
+        let (a, b) = (all.len() * 90 / 100, all.len() * 95 / 100);
+        return Ok([all[..a].to_vec(), all[a..b].to_vec(), all[b..].to_vec()]);
+    }
+    Ok([read_tokens(&c.files[0], c.tokens)?, read_tokens(&c.files[1], c.tokens)?, read_tokens(&c.files[2], c.tokens)?])
+}
+
+/// Ids of `tokens`, reporting how many fell outside the vocabulary.
+fn encode(vocab: &Vocab, tokens: &[String], what: &str) -> Vec<u32> {
+    let e = vocab.encode(tokens);
+    if e.unknown > 0 {
+        println!(
+            "  {what}: {} of {} tokens are outside the vocabulary and were mapped to <unk>",
+            e.unknown,
+            tokens.len()
+        );
+    }
+    e.ids
+}
+
+fn batches(ids: &[u32], batch: usize, steps: usize) -> Result<LmBatches> {
+    Ok(batchify(ids, batch, steps)?)
+}
+
+fn save_vocab(vocab: &Vocab, path: &Path) -> Result<()> {
+    std::fs::write(path, vocab.tokens().join("\n")).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn load_vocab(path: &Path) -> Result<Vocab> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let tokens: Vec<&str> = text.split('\n').collect();
+    Ok(Vocab::build(&tokens))
+}
+
+/// `jizen lm`.
+pub fn run(a: &LmArgs) -> Result<()> {
+    match &a.command {
+        LmCommand::Train { data, data_dir, config, epochs, tie, seed, out } => {
+            let c = corpus(data, data_dir.as_deref())?;
+            let [train, valid, test] = splits(data, &c)?;
+            let vocab = Vocab::build(&train);
+            let (mut model_cfg, mut train_cfg) = lm::preset(config, vocab.len())?;
+            model_cfg.tie_weights = *tie;
+            train_cfg.seed = *seed;
+            if let Some(e) = epochs {
+                train_cfg.epochs = *e;
+            }
+            println!(
+                "jizen lm train: {data} ({} training tokens, vocabulary {}), {config} configuration: {} layers of {}, \
+                 dropout {}, batch {}, {} steps unrolled, lr {} (x{} per epoch after {}), clip {}, {} epochs, {} threads",
+                train.len(),
+                vocab.len(),
+                model_cfg.layers,
+                model_cfg.hidden,
+                model_cfg.dropout,
+                train_cfg.batch,
+                train_cfg.steps,
+                train_cfg.lr,
+                train_cfg.decay,
+                train_cfg.decay_after,
+                train_cfg.clip,
+                train_cfg.epochs,
+                jizen_tensor::num_threads()
+            );
+            let ids = [encode(&vocab, &train, "train"), encode(&vocab, &valid, "valid"), encode(&vocab, &test, "test")];
+            let (b, s) = (train_cfg.batch, train_cfg.steps);
+            let (tb, vb, sb) = (batches(&ids[0], b, s)?, batches(&ids[1], b, s)?, batches(&ids[2], b, s)?);
+            let model = LanguageModel::new(model_cfg, jizen_tensor::DType::F32, train_cfg.seed)?;
+            std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+            save_vocab(&vocab, &out.join("vocab.txt"))?;
+            let history = lm::train(&model, &train_cfg, &tb, &vb, out, &mut |line| println!("  {line}"))?;
+            let test_ppl = lm::perplexity(&model, &sb)?;
+            let valid_ppl = history.last().map_or(f64::NAN, |e| e.valid_ppl);
+            let report = serde_json::json!({
+                "data": data, "config": config, "model": model.config, "train": train_cfg,
+                "epochs": history, "valid_perplexity": valid_ppl, "test_perplexity": test_ppl,
+            });
+            std::fs::write(out.join("lm.json"), serde_json::to_string_pretty(&report)?)?;
+            let bits = if c.tokens == Tokens::Chars || data == "ptb-char" {
+                format!(" ({:.3} bits per character)", test_ppl.log2())
+            } else {
+                String::new()
+            };
+            println!("valid perplexity {valid_ppl:.2}, test perplexity {test_ppl:.2}{bits}");
+            println!(
+                "wrote {0}/lm.safetensors, {0}/vocab.txt, {0}/lm.json, {0}/metrics.jsonl, {0}/curves.svg",
+                out.display()
+            );
+            Ok(())
+        }
+        LmCommand::Eval { run, data, data_dir } => {
+            let model = lm::load(&run.join("lm.safetensors"))?;
+            let vocab = load_vocab(&run.join("vocab.txt"))?;
+            if vocab.len() != model.config.vocab {
+                return Err(format!(
+                    "{}: the vocabulary has {} tokens but the model was trained with {}",
+                    run.display(),
+                    vocab.len(),
+                    model.config.vocab
+                )
+                .into());
+            }
+            let c = corpus(data, data_dir.as_deref())?;
+            let [_, valid, test] = splits(data, &c)?;
+            for (name, tokens) in [("valid", valid), ("test", test)] {
+                let ids = encode(&vocab, &tokens, name);
+                println!("{name} perplexity {:.2}", lm::perplexity(&model, &batches(&ids, 20, 35)?)?);
+            }
+            Ok(())
+        }
+        LmCommand::Sample { run, prompt, tokens, temperature, top_k, seed } => {
+            let model = lm::load(&run.join("lm.safetensors"))?;
+            let vocab = load_vocab(&run.join("vocab.txt"))?;
+            let chars = vocab.tokens().iter().all(|t| t.chars().count() == 1 || t.starts_with('<'));
+            let mode = if chars { Tokens::Chars } else { Tokens::Words };
+            let mut words = jizen_data::text::tokenize(prompt, mode);
+            if mode == Tokens::Words {
+                words.pop(); // tokenize ends a line with <eos>; keep the prompt open
+            }
+            let ids: Vec<i64> = vocab.encode(&words).ids.iter().map(|&i| i as i64).collect();
+            let out = lm::sample(&model, &ids, *tokens, *temperature, *top_k, *seed)?;
+            let text: Vec<&str> = out.iter().map(|&i| vocab.token(i as u32).unwrap_or("<unk>")).collect();
+            let sep = if chars { "" } else { " " };
+            println!("{prompt}{sep}{}", text.join(sep));
+            Ok(())
+        }
+    }
+}
