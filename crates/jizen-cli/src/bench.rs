@@ -21,6 +21,9 @@ pub enum Workload {
     Mlp,
     /// The zoo CNN on 1×28×28, batch 64, Adam 1e-3.
     Cnn,
+    /// Word LM step: vocabulary 10,000, embedding 200, 2-layer LSTM of 200, 35 steps × batch 20,
+    /// decoder to 10,000, cross-entropy over 700 positions, SGD lr 1, clipping at 5.
+    Lstm,
     /// The `mlp` forward pass at batch 1 without gradient tracking (microseconds per call).
     Infer,
     /// sgemm 1024×1024×1024 (GFLOP/s).
@@ -137,6 +140,27 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let mut opt = adam(&model);
             let (x, y) = (Tensor::randn(&[64, 1, 28, 28], DType::F32, &mut rng), labels(64, &mut rng)?);
             ("cnn", "ms/step", time_steps(warmup, timed, || train_step(&model, &mut opt, &x, &y))?)
+        }
+        Workload::Lstm => {
+            use jizen_train::lm::{LanguageModel, LmConfig};
+            let config =
+                LmConfig { vocab: 10_000, hidden: 200, layers: 2, dropout: 0.0, tie_weights: false, init_range: 0.1 };
+            let model = LanguageModel::new(config, DType::F32, 0)?;
+            let params = model.parameters();
+            let mut opt = Sgd::new(params.clone(), SgdConfig { lr: 1.0, ..Default::default() });
+            let ids = |rng: &mut Rng| -> Result<Tensor> {
+                Ok(Tensor::from_vec((0..700).map(|_| rng.below(10_000) as i64).collect::<Vec<_>>(), &[20, 35])?)
+            };
+            let (x, y) = (ids(&mut rng)?, ids(&mut rng)?.transpose(0, 1)?.contiguous()?.reshape(&[700])?);
+            let step = || -> Result<()> {
+                opt.zero_grad();
+                let (logits, _) = model.forward_window(&x, None)?;
+                cross_entropy(&logits, &y, Default::default())?.backward()?;
+                jizen_nn::clip_grad_norm(&params, 5.0)?;
+                opt.step()?;
+                Ok(())
+            };
+            ("lstm", "ms/step", time_steps(warmup, timed, step)?)
         }
         Workload::Infer => {
             let model = mlp_model()?;

@@ -305,7 +305,7 @@ fn compare_writes_the_head_start_report() {
 
 #[test]
 fn bench_quick_prints_one_json_line_per_workload() {
-    for (workload, unit) in [("mlp", "ms/step"), ("infer", "us/call"), ("gemm", "GFLOP/s")] {
+    for (workload, unit) in [("mlp", "ms/step"), ("lstm", "ms/step"), ("infer", "us/call"), ("gemm", "GFLOP/s")] {
         let o = run(&["bench", workload, "--quick"]);
         assert!(o.status.success(), "{}", stderr(&o));
         let line = String::from_utf8_lossy(&o.stdout);
