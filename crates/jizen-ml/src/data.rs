@@ -93,6 +93,26 @@ pub fn encode_classes(what: &'static str, y: &[usize]) -> Result<(Vec<usize>, Ve
     Ok((classes, encoded))
 }
 
+/// The label of each row's largest score (`z` `[n, classes]`), the smallest label on exact
+/// ties; a single column is a binary score whose sign picks `classes[1]` (positive) or
+/// `classes[0]`.
+pub(crate) fn argmax_labels(z: &Matrix, classes: &[usize]) -> Vec<usize> {
+    (0..z.nrows())
+        .map(|i| {
+            if z.ncols() == 1 {
+                return classes[usize::from(z[(i, 0)] > 0.0)];
+            }
+            let mut best = 0;
+            for c in 1..z.ncols() {
+                if z[(i, c)] > z[(i, best)] {
+                    best = c;
+                }
+            }
+            classes[best]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

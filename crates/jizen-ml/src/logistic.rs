@@ -500,20 +500,7 @@ impl LogisticRegression {
     /// The most probable class of each row (the first, i.e. smallest, label on exact ties).
     pub fn predict(&self, x: &Matrix) -> Result<Vec<usize>> {
         let z = self.decision_function(x)?;
-        Ok((0..z.nrows())
-            .map(|i| {
-                if z.ncols() == 1 {
-                    return self.classes[usize::from(z[(i, 0)] > 0.0)];
-                }
-                let mut best = 0;
-                for c in 1..z.ncols() {
-                    if z[(i, c)] > z[(i, best)] {
-                        best = c;
-                    }
-                }
-                self.classes[best]
-            })
-            .collect())
+        Ok(crate::data::argmax_labels(&z, &self.classes))
     }
 
     /// The accuracy of [`predict`](Self::predict) on `(x, y)`, in [0, 1].
