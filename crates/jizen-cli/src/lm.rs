@@ -46,7 +46,7 @@ enum LmCommand {
     },
     /// Perplexity of a trained model on the validation and test text.
     Eval {
-        /// The run directory of `jizen lm train` (holds lm.safetensors and vocab.txt).
+        /// The run directory of `jizen lm train` (holds lm.safetensors and vocab.json).
         run: PathBuf,
         #[arg(long)]
         data: String,
@@ -143,14 +143,21 @@ fn batches(ids: &[u32], batch: usize, steps: usize) -> Result<LmBatches> {
     Ok(batchify(ids, batch, steps)?)
 }
 
+/// The vocabulary as a JSON array of tokens in id order (JSON, because character vocabularies
+/// hold newlines and spaces).
 fn save_vocab(vocab: &Vocab, path: &Path) -> Result<()> {
-    std::fs::write(path, vocab.tokens().join("\n")).map_err(|e| format!("{}: {e}", path.display()).into())
+    std::fs::write(path, serde_json::to_string(vocab.tokens())?).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 fn load_vocab(path: &Path) -> Result<Vocab> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let tokens: Vec<&str> = text.split('\n').collect();
-    Ok(Vocab::build(&tokens))
+    let tokens: Vec<String> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a vocabulary: {e}", path.display()))?;
+    let vocab = Vocab::build(&tokens);
+    if vocab.tokens() != tokens.as_slice() {
+        return Err(format!("{}: the vocabulary repeats tokens or lacks <unk>", path.display()).into());
+    }
+    Ok(vocab)
 }
 
 /// `jizen lm`.
@@ -188,7 +195,7 @@ pub fn run(a: &LmArgs) -> Result<()> {
             let (tb, vb, sb) = (batches(&ids[0], b, s)?, batches(&ids[1], b, s)?, batches(&ids[2], b, s)?);
             let model = LanguageModel::new(model_cfg, jizen_tensor::DType::F32, train_cfg.seed)?;
             std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-            save_vocab(&vocab, &out.join("vocab.txt"))?;
+            save_vocab(&vocab, &out.join("vocab.json"))?;
             let history = lm::train(&model, &train_cfg, &tb, &vb, out, &mut |line| println!("  {line}"))?;
             let test_ppl = lm::perplexity(&model, &sb)?;
             let valid_ppl = history.last().map_or(f64::NAN, |e| e.valid_ppl);
@@ -204,14 +211,14 @@ pub fn run(a: &LmArgs) -> Result<()> {
             };
             println!("valid perplexity {valid_ppl:.2}, test perplexity {test_ppl:.2}{bits}");
             println!(
-                "wrote {0}/lm.safetensors, {0}/vocab.txt, {0}/lm.json, {0}/metrics.jsonl, {0}/curves.svg",
+                "wrote {0}/lm.safetensors, {0}/vocab.json, {0}/lm.json, {0}/metrics.jsonl, {0}/curves.svg",
                 out.display()
             );
             Ok(())
         }
         LmCommand::Eval { run, data, data_dir } => {
             let model = lm::load(&run.join("lm.safetensors"))?;
-            let vocab = load_vocab(&run.join("vocab.txt"))?;
+            let vocab = load_vocab(&run.join("vocab.json"))?;
             if vocab.len() != model.config.vocab {
                 return Err(format!(
                     "{}: the vocabulary has {} tokens but the model was trained with {}",
@@ -231,7 +238,7 @@ pub fn run(a: &LmArgs) -> Result<()> {
         }
         LmCommand::Sample { run, prompt, tokens, temperature, top_k, seed } => {
             let model = lm::load(&run.join("lm.safetensors"))?;
-            let vocab = load_vocab(&run.join("vocab.txt"))?;
+            let vocab = load_vocab(&run.join("vocab.json"))?;
             let chars = vocab.tokens().iter().all(|t| t.chars().count() == 1 || t.starts_with('<'));
             let mode = if chars { Tokens::Chars } else { Tokens::Words };
             let mut words = jizen_data::text::tokenize(prompt, mode);

@@ -317,3 +317,38 @@ fn bench_quick_prints_one_json_line_per_workload() {
         assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
     }
 }
+
+#[test]
+fn lm_train_and_sample_on_a_tiny_character_corpus() {
+    let dir = tmp("lm-corpus");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = "First Citizen:\nWe are accounted poor citizens.\n\n".repeat(60);
+    std::fs::write(dir.join("input.txt"), &text).unwrap();
+    let out = tmp("lm-run");
+    let o = run(&[
+        "lm",
+        "train",
+        "--data",
+        "tinyshakespeare",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("bits per character"), "{stdout}");
+    // The vocabulary keeps its newline and space tokens, so sampling joins characters directly.
+    let o = run(&["lm", "sample", out.to_str().unwrap(), "--prompt", "We", "--tokens", "20", "--seed", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sample = String::from_utf8_lossy(&o.stdout);
+    assert!(sample.starts_with("We") && !sample.starts_with("W e"), "{sample}");
+    let o = run(&["lm", "sample", out.to_str().unwrap(), "--prompt", "We", "--temperature", "0"]);
+    assert!(!o.status.success() && stderr(&o).contains("temperature"), "{}", stderr(&o));
+    let o = run(&["lm", "train", "--data", "ptb", "--data-dir", "/nonexistent/ptb"]);
+    assert!(!o.status.success() && stderr(&o).contains("no data at /nonexistent/ptb"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&out).ok();
+}
