@@ -27,42 +27,20 @@ const RTOL: f64 = 1e-5;
 const IN: usize = 5;
 const H: usize = 7;
 
-type Fixtures = BTreeMap<String, Tensor>;
+mod common;
+use common::Fixtures;
 
 fn fixtures() -> Fixtures {
-    jizen_tensor::safetensors::load(RNN)
-        .unwrap_or_else(|e| panic!("cannot load {RNN}: {e} (regenerate with scripts/fixtures/torch_rnn.py)"))
+    common::load(RNN, "scripts/fixtures/torch_rnn.py")
 }
 
 fn get<'a>(fx: &'a Fixtures, key: &str) -> &'a Tensor {
-    fx.get(key).unwrap_or_else(|| panic!("{key} is not in {RNN}"))
+    common::get(fx, RNN, key)
 }
 
 /// Largest `|a - b|` and, if any element is outside the tolerance, a description of the worst.
 fn compare(key: &str, actual: &Tensor, expected: &Tensor) -> (f64, Option<String>) {
-    if actual.shape() != expected.shape() {
-        return (f64::INFINITY, Some(format!("{key}: jizen {:?}, torch {:?}", actual.shape(), expected.shape())));
-    }
-    let (a, b) = (actual.to_f64_vec(), expected.to_f64_vec());
-    let (mut max_abs, mut worst) = (0.0f64, (0.0f64, 0usize));
-    for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
-        let diff = if x == y { 0.0 } else { (x - y).abs() };
-        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
-        max_abs = max_abs.max(diff);
-        let ratio = diff / (ATOL + RTOL * y.abs());
-        if ratio > worst.0 {
-            worst = (ratio, i);
-        }
-    }
-    let failure = (worst.0 > 1.0).then(|| {
-        let i = worst.1;
-        format!(
-            "{key}: max |jizen - torch| = {max_abs:.3e}; worst at flat index {i}: jizen {:.8e}, torch {:.8e} \
-             ({:.1}x the tolerance)",
-            a[i], b[i], worst.0
-        )
-    });
-    (max_abs, failure)
+    common::compare(key, actual, expected, ATOL, RTOL)
 }
 
 /// Keys of case `name` that are not parameters.
