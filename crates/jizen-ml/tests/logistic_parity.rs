@@ -9,41 +9,24 @@ use std::sync::OnceLock;
 use jizen_ml::{
     select_rows, ClassWeight, LogisticRegression, LogisticRegressionConfig, Matrix, Penalty, SgdConfig, Solver,
 };
-use safetensors::{Dtype, SafeTensors};
 
-fn bytes() -> &'static [u8] {
-    static B: OnceLock<Vec<u8>> = OnceLock::new();
-    B.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sklearn_logistic.safetensors");
-        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-    })
-}
+mod common;
 
-/// A fixture array as f64 (from f64 or i64 storage) and its shape.
-fn load(name: &str) -> (Vec<f64>, Vec<usize>) {
-    let st = SafeTensors::deserialize(bytes()).expect("valid safetensors");
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("fixture has no {name}: {e}"));
-    let d = t.data();
-    let v = match t.dtype() {
-        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        other => panic!("{name}: unexpected dtype {other:?}"),
-    };
-    (v, t.shape().to_vec())
+fn fx() -> &'static common::Fixture {
+    static F: OnceLock<common::Fixture> = OnceLock::new();
+    F.get_or_init(|| common::Fixture::read("sklearn_logistic.safetensors"))
 }
 
 fn vector(name: &str) -> Vec<f64> {
-    load(name).0
+    fx().vector(name)
 }
 
 fn labels(name: &str) -> Vec<usize> {
-    vector(name).into_iter().map(|v| v as usize).collect()
+    fx().labels(name)
 }
 
 fn matrix(name: &str) -> Matrix {
-    let (v, s) = load(name);
-    let cols = if s.len() == 2 { s[1] } else { 1 };
-    jizen_ml::matrix_from_rows(s[0], cols, &v).unwrap()
+    fx().matrix(name)
 }
 
 fn rows_of(m: &Matrix) -> Vec<f64> {
@@ -74,7 +57,7 @@ fn tight() -> LogisticRegressionConfig {
 /// predictions agreeing on at least 99.5% of the rows, accuracy within half a point, the
 /// probabilities of the first 20 rows within 1e-4. Returns the largest coefficient difference.
 fn check(p: &str, m: &LogisticRegression, x: &Matrix, y: &[usize]) -> f64 {
-    let (want_coef, shape) = load(&format!("{p}.coef"));
+    let (want_coef, shape) = fx().load(&format!("{p}.coef"));
     assert_eq!(vec![m.coef().nrows(), m.coef().ncols()], shape, "{p}: coef shape");
     let dc = max_abs(&rows_of(m.coef()), &want_coef);
     let di = max_abs(m.intercept(), &vector(&format!("{p}.intercept")));

@@ -7,45 +7,28 @@
 use std::sync::OnceLock;
 
 use jizen_ml::{CovarianceType, Covariances, GaussianMixtureConfig, GmmParams, KMeansConfig, Matrix};
-use safetensors::{Dtype, SafeTensors};
 
-fn bytes() -> &'static [u8] {
-    static B: OnceLock<Vec<u8>> = OnceLock::new();
-    B.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sklearn_mixture.safetensors");
-        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-    })
-}
+mod common;
 
-/// A fixture array as f64 (from f64 or i64 storage) and its shape.
-fn load(name: &str) -> (Vec<f64>, Vec<usize>) {
-    let st = SafeTensors::deserialize(bytes()).expect("valid safetensors");
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("fixture has no {name}: {e}"));
-    let d = t.data();
-    let v = match t.dtype() {
-        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        other => panic!("{name}: unexpected dtype {other:?}"),
-    };
-    (v, t.shape().to_vec())
+fn fx() -> &'static common::Fixture {
+    static F: OnceLock<common::Fixture> = OnceLock::new();
+    F.get_or_init(|| common::Fixture::read("sklearn_mixture.safetensors"))
 }
 
 fn vector(name: &str) -> Vec<f64> {
-    load(name).0
+    fx().vector(name)
+}
+
+fn labels(name: &str) -> Vec<usize> {
+    fx().labels(name)
+}
+
+fn matrix(name: &str) -> Matrix {
+    fx().matrix(name)
 }
 
 fn scalar(name: &str) -> f64 {
     vector(name)[0]
-}
-
-fn labels(name: &str) -> Vec<usize> {
-    vector(name).into_iter().map(|v| v as usize).collect()
-}
-
-fn matrix(name: &str) -> Matrix {
-    let (v, s) = load(name);
-    let cols = if s.len() == 2 { s[1] } else { 1 };
-    jizen_ml::matrix_from_rows(s[0], cols, &v).unwrap()
 }
 
 fn rows_of(m: &Matrix) -> Vec<f64> {

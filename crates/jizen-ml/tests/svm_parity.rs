@@ -6,48 +6,30 @@
 use std::sync::OnceLock;
 
 use jizen_ml::{Gamma, Kernel, LinearSvcConfig, Matrix, SvcConfig, SvmLoss};
-use safetensors::{Dtype, SafeTensors};
 
 const SETS: [&str; 4] = ["digits", "iris", "wine", "cancer"];
 
-fn bytes() -> &'static [u8] {
-    static B: OnceLock<Vec<u8>> = OnceLock::new();
-    B.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sklearn_svm.safetensors");
-        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
-    })
-}
+mod common;
 
-fn has(name: &str) -> bool {
-    SafeTensors::deserialize(bytes()).expect("valid safetensors").tensor(name).is_ok()
-}
-
-/// A fixture array as f64 (from f64, f32 or i64 storage) and its shape.
-fn load(name: &str) -> (Vec<f64>, Vec<usize>) {
-    let st = SafeTensors::deserialize(bytes()).expect("valid safetensors");
-    let t = st.tensor(name).unwrap_or_else(|e| panic!("fixture has no {name}: {e}"));
-    let d = t.data();
-    let v = match t.dtype() {
-        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        Dtype::F32 => d.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
-        Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        other => panic!("{name}: unexpected dtype {other:?}"),
-    };
-    (v, t.shape().to_vec())
+fn fx() -> &'static common::Fixture {
+    static F: OnceLock<common::Fixture> = OnceLock::new();
+    F.get_or_init(|| common::Fixture::read("sklearn_svm.safetensors"))
 }
 
 fn vector(name: &str) -> Vec<f64> {
-    load(name).0
+    fx().vector(name)
 }
 
 fn labels(name: &str) -> Vec<usize> {
-    vector(name).into_iter().map(|v| v as usize).collect()
+    fx().labels(name)
 }
 
 fn matrix(name: &str) -> Matrix {
-    let (v, s) = load(name);
-    let cols = if s.len() == 2 { s[1] } else { 1 };
-    jizen_ml::matrix_from_rows(s[0], cols, &v).unwrap()
+    fx().matrix(name)
+}
+
+fn has(name: &str) -> bool {
+    safetensors::SafeTensors::deserialize(fx().bytes()).expect("valid safetensors").tensor(name).is_ok()
 }
 
 struct Data {
