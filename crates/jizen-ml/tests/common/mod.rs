@@ -25,7 +25,7 @@ impl Fixture {
         &self.bytes
     }
 
-    /// Array `name` as f64 (from f64 or i64 storage) and its shape.
+    /// Array `name` as f64 (from f64, f32, i64 or u8 storage) and its shape.
     pub fn load(&self, name: &str) -> (Vec<f64>, Vec<usize>) {
         let st = SafeTensors::deserialize(&self.bytes).unwrap_or_else(|e| panic!("{}: {e}", self.path));
         let t = st.tensor(name).unwrap_or_else(|e| panic!("{} has no {name}: {e}", self.path));
@@ -33,6 +33,8 @@ impl Fixture {
         let v = match t.dtype() {
             Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
             Dtype::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            Dtype::F32 => d.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect(),
+            Dtype::U8 => d.iter().map(|&b| f64::from(b)).collect(),
             other => panic!("{name}: unexpected dtype {other:?}"),
         };
         (v, t.shape().to_vec())
