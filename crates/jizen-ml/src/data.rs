@@ -93,6 +93,15 @@ pub fn encode_classes(what: &'static str, y: &[usize]) -> Result<(Vec<usize>, Ve
     Ok((classes, encoded))
 }
 
+/// Linear scores `X Wᵀ + b`, `[n, rows of W]` (one intercept per row of `W`).
+pub(crate) fn affine_scores(x: &Matrix, coef: &Matrix, intercept: &[f64]) -> Matrix {
+    let mut z = x * coef.transpose();
+    for (c, b) in intercept.iter().enumerate() {
+        z.col_mut(c).iter_mut().for_each(|v| *v += b);
+    }
+    z
+}
+
 /// The label of each row's largest score (`z` `[n, classes]`), the smallest label on exact
 /// ties; a single column is a binary score whose sign picks `classes[1]` (positive) or
 /// `classes[0]`.

@@ -173,15 +173,6 @@ fn sigmoid(z: f64) -> f64 {
     }
 }
 
-/// `X Wᵀ + b`: `[n, rows of W]` scores.
-fn logits(x: &Matrix, coef: &Matrix, intercept: &[f64]) -> Matrix {
-    let mut z = x * coef.transpose();
-    for (c, b) in intercept.iter().enumerate() {
-        z.col_mut(c).iter_mut().for_each(|v| *v += b);
-    }
-    z
-}
-
 /// The weighted log-loss of one model on a training set; parameters `θ = [W row-major
 /// (m x d), b (m, with an intercept)]`, `m = 1` for two classes (sigmoid) else the number of
 /// classes (softmax).
@@ -225,7 +216,7 @@ impl LogLoss<'_> {
         };
         // Row i of x is training sample pick(i).
         let pick = |i: usize| rows.map_or(i, |r| r[i]);
-        let mut z = logits(x, &coef, &intercept); // [n, m]
+        let mut z = crate::data::affine_scores(x, &coef, &intercept); // [n, m]
         let mut loss = 0.0;
         let mut row = vec![0.0; self.m];
         for i in 0..x.nrows() {
@@ -467,7 +458,7 @@ impl LogisticRegression {
     /// else `[n, n_classes]`.
     pub fn decision_function(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("LogisticRegression::decision_function", x, self.coef.ncols())?;
-        Ok(logits(x, &self.coef, &self.intercept))
+        Ok(crate::data::affine_scores(x, &self.coef, &self.intercept))
     }
 
     /// Class probabilities, `[n, n_classes]` (two columns for two classes: `1 − σ(z)` and

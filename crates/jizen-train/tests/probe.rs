@@ -4,17 +4,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use jizen_data::{Dataset, Digits, Subset};
+use jizen_data::Dataset;
 use jizen_models::{Layer, Model, ModelSpec};
 use jizen_tensor::DType;
 use jizen_train::probe::{default_layers, feature_extractor, probe};
 use jizen_train::{Checkpoint, Objective, OptimizerConfig, ProbeConfig, ProbeTask, TrainConfig, Trainer};
 
+mod common;
+
 fn digits() -> (Arc<dyn Dataset>, Arc<dyn Dataset>) {
-    let d: Arc<dyn Dataset> = Arc::new(Digits::uci8x8());
-    let part =
-        |r: std::ops::Range<usize>| -> Arc<dyn Dataset> { Arc::new(Subset::new(d.clone(), r.collect()).unwrap()) };
-    (part(0..1400), part(1400..1797))
+    common::digits_split()
 }
 
 /// An MLP with a 16-unit code before its head: narrow enough that random features lose much of
@@ -35,9 +34,7 @@ fn spec() -> ModelSpec {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jizen-probe-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("probe", name)
 }
 
 #[test]

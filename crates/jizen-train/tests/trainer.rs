@@ -4,16 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jizen_data::{Dataset, Digits, Subset};
+use jizen_data::{Dataset, Digits};
 use jizen_models::{zoo, Layer, Model, ModelSpec};
 use jizen_tensor::{DType, Tensor};
 use jizen_train::{Checkpoint, EarlyStopping, Evaluator, OptimizerConfig, Predictor, TrainConfig, Trainer};
 
+mod common;
+
 fn digits() -> (Arc<dyn Dataset>, Arc<dyn Dataset>) {
-    let d: Arc<dyn Dataset> = Arc::new(Digits::uci8x8());
-    let part =
-        |r: std::ops::Range<usize>| -> Arc<dyn Dataset> { Arc::new(Subset::new(d.clone(), r.collect()).unwrap()) };
-    (part(0..1400), part(1400..1797))
+    common::digits_split()
 }
 
 /// An MLP with batch norm and dropout, so that resumption must restore buffers and generators.
@@ -47,9 +46,7 @@ fn config() -> TrainConfig {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jizen-trainer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("trainer", name)
 }
 
 fn weights(path: &Path) -> Vec<(String, Vec<u8>)> {

@@ -12,6 +12,8 @@ use jizen_tensor::{DType, Tensor};
 use jizen_train::transfer::glob;
 use jizen_train::{OptimizerConfig, Stages, TrainConfig, Trainer, TransferManifest};
 
+mod common;
+
 fn spec(classes: usize) -> ModelSpec {
     use Layer::*;
     ModelSpec {
@@ -22,9 +24,7 @@ fn spec(classes: usize) -> ModelSpec {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jizen-transfer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::tmp("transfer", name)
 }
 
 fn values(m: &dyn Module) -> BTreeMap<String, Vec<f64>> {

@@ -277,11 +277,7 @@ impl LinearSvc {
     /// The scores `X Wᵀ + b`, `[n, n_models]`.
     pub fn decision_function(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("LinearSvc::decision_function", x, self.coef.ncols())?;
-        let mut z = x * self.coef.transpose();
-        for (m, b) in self.intercept.iter().enumerate() {
-            z.col_mut(m).iter_mut().for_each(|v| *v += b);
-        }
-        Ok(z)
+        Ok(crate::data::affine_scores(x, &self.coef, &self.intercept))
     }
 
     /// The class with the largest score (for two classes: `classes()[1]` when the score is
