@@ -61,12 +61,9 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // [.., in] @ [in, out]: the transpose is a view, the GEMM reads it by strides.
-        let y = x.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.add(b),
-            None => Ok(y),
-        }
+        // One primitive: the GEMM reads the weight's transpose by strides and accumulates onto
+        // the bias.
+        x.linear(&self.weight, self.bias.as_ref())
     }
 
     fn visit_parameters(&self, prefix: &str, f: &mut dyn FnMut(String, &Tensor)) {

@@ -1,6 +1,8 @@
 //! Normalisation layers: batch norm (`BatchNorm1d`, `BatchNorm2d`) and `LayerNorm`, matching
 //! `torch.nn`, with their functional forms ([`batch_norm_train`], [`batch_norm_eval`],
-//! [`layer_norm`]). All are composed from primitives, so they have no backward code.
+//! [`layer_norm`]). Training-mode batch norm is the engine's fused primitive
+//! ([`jizen_tensor::batch_norm_train`]); the others are composed from primitives. None has
+//! backward code here.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,52 +21,31 @@ fn per_channel(v: &Tensor, rank: usize) -> Result<Tensor> {
     v.reshape(&shape)
 }
 
-/// The axes batch norm reduces over: all but the channel axis 1.
-fn batch_axes(rank: usize) -> Vec<isize> {
-    (0..rank as isize).filter(|&a| a != 1).collect()
-}
-
-fn affine(y: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, rank: usize) -> Result<Tensor> {
-    let y = match weight {
-        Some(w) => y.mul(&per_channel(w, rank)?)?,
-        None => y,
-    };
-    match bias {
-        Some(b) => y.add(&per_channel(b, rank)?),
-        None => Ok(y),
-    }
-}
-
 /// Batch norm with batch statistics (training mode) over `x` `[N, C, ...]`: returns
 /// `(y, mean, var)` with the per-channel `mean` `[C]` and **biased** variance `var` `[C]` of the
 /// batch (the caller updates running estimates from them). `weight` and `bias` are `[C]`.
+///
+/// One fused primitive of the engine ([`jizen_tensor::batch_norm_train`]): the graph keeps the
+/// input, the output and two `[C]` vectors, not the composite's five activation-sized
+/// intermediates. Gradients flow from `y` to `x`, `weight` and `bias`; `mean` and `var` are
+/// computed outside autograd.
 pub fn batch_norm_train(
     x: &Tensor,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    if x.rank() < 2 {
-        return Err(shape_error("batch_norm", format!("input must be [N, C, ...], got {:?}", x.shape())));
-    }
-    let (rank, c) = (x.rank(), x.shape()[1]);
-    if x.numel() / c.max(1) <= 1 {
-        return Err(Error::Invalid {
-            op: "batch_norm",
-            msg: format!("expected more than 1 value per channel when training, got input {:?}", x.shape()),
-        });
-    }
-    let axes = batch_axes(rank);
-    let mean = x.mean(&axes, true)?; // [1, C, 1, ...]
-    let centred = x.sub(&mean)?;
-    let var = centred.square()?.mean(&axes, true)?; // biased, as PyTorch normalises with it
-    let y = centred.div(&var.add_scalar(eps)?.sqrt()?)?;
-    let y = affine(y, weight, bias, rank)?;
-    Ok((y, mean.reshape(&[c])?, var.reshape(&[c])?))
+    jizen_tensor::batch_norm_train(x, weight, bias, eps)
 }
 
 /// Batch norm with given statistics (evaluation mode): `(x - mean) / sqrt(var + eps) * weight
 /// + bias`, per channel of `x` `[N, C, ...]`.
+///
+/// Computed as the per-channel affine map `x * scale + shift`, with `scale = weight /
+/// sqrt(var + eps)` and `shift = bias - mean * scale` worked out on the `[C]` vectors first (as
+/// PyTorch's CPU inference kernel does): two passes over `x` instead of four, and two
+/// activation-sized tensors in the graph. Differentiable in `x`, `weight` and `bias` (and in
+/// `mean` and `var`, should they require gradients).
 pub fn batch_norm_eval(
     x: &Tensor,
     mean: &Tensor,
@@ -73,9 +54,32 @@ pub fn batch_norm_eval(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
+    if x.rank() < 2 {
+        return Err(shape_error("batch_norm", format!("input must be [N, C, ...], got {:?}", x.shape())));
+    }
+    let c = x.shape()[1];
+    for (what, t) in [("mean", Some(mean)), ("var", Some(var)), ("weight", weight), ("bias", bias)] {
+        if let Some(t) = t {
+            if t.numel() != c {
+                return Err(shape_error(
+                    "batch_norm",
+                    format!("{what} {:?} does not have one value per channel of input {:?}", t.shape(), x.shape()),
+                ));
+            }
+        }
+    }
     let rank = x.rank();
-    let y = x.sub(&per_channel(mean, rank)?)?.div(&per_channel(var, rank)?.add_scalar(eps)?.sqrt()?)?;
-    affine(y, weight, bias, rank)
+    let invstd = var.reshape(&[c])?.add_scalar(eps)?.sqrt()?.recip()?;
+    let scale = match weight {
+        Some(w) => w.reshape(&[c])?.mul(&invstd)?,
+        None => invstd,
+    };
+    let shift = mean.reshape(&[c])?.mul(&scale)?.neg()?;
+    let shift = match bias {
+        Some(b) => shift.add(&b.reshape(&[c])?)?,
+        None => shift,
+    };
+    x.mul(&per_channel(&scale, rank)?)?.add(&per_channel(&shift, rank)?)
 }
 
 /// Settings of [`BatchNorm`] (PyTorch's defaults).

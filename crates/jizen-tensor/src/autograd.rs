@@ -203,11 +203,16 @@ fn backward_op(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>>
             let (ga, gb) = matmul::backward(a, b, g)?;
             Ok(vec![ga, gb])
         }
+        Op::Linear(x, w, b) => matmul::linear_backward(x, w, b.as_ref(), g),
         Op::IndexSelect(..) | Op::IndexAdd(..) | Op::Gather(..) | Op::ScatterAdd(..) => index::backward(op, g),
         Op::Im2col(x, geom) => Ok(vec![Some(conv::im2col_backward(x, geom, g)?)]),
         Op::Col2im(_, geom) => Ok(vec![Some(conv::col2im_backward(geom, g)?)]),
         Op::Conv2d(..) | Op::Conv2dGradInput(..) | Op::Conv2dGradWeight(..) => conv_tiled::backward(op, g),
+        Op::BatchNorm { .. } => norm::backward(op, g),
         Op::LogSoftmax(_) => Ok(vec![Some(softmax::log_softmax_backward(out, g)?)]),
+        Op::SoftmaxCrossEntropy { logits, targets, smoothing, stats } => {
+            Ok(vec![Some(cross_entropy::backward(logits, targets, *smoothing, stats, g)?)])
+        }
     }
 }
 

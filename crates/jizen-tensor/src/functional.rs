@@ -179,15 +179,11 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, o: CrossEntropyOptions) 
             safe.push(y);
         }
     }
+    // The fused primitive (ops/cross_entropy.rs) computes each row's
+    // (1 - eps)·(-log p_y) + eps·mean(-log p) without keeping the [M, C] log-probabilities.
     let m = t.len();
-    let logp = logits2.log_softmax(1)?; // [M, C]
-    let picked = logp.gather(1, &Tensor::from_vec(safe, &[m, 1])?)?.reshape(&[m])?;
-    let mut loss = picked.neg()?;
-    if o.label_smoothing > 0.0 {
-        let eps = o.label_smoothing;
-        let smooth = logp.mean(&[1], false)?.neg()?;
-        loss = loss.mul_scalar(1.0 - eps)?.add(&smooth.mul_scalar(eps)?)?;
-    }
+    let safe: std::sync::Arc<[usize]> = safe.into_iter().map(|y| y as usize).collect();
+    let mut loss = logits2.softmax_cross_entropy_rows(safe, o.label_smoothing)?;
     let has_ignored = valid.contains(&0.0);
     let count = valid.iter().sum::<f64>();
     if has_ignored {

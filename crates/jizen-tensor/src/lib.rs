@@ -43,6 +43,7 @@ pub use functional::{
 pub use layout::Layout;
 pub use op::Op;
 pub use ops::conv::ConvOptions;
+pub use ops::norm::batch_norm_train;
 pub use parallel::num_threads;
 pub use rng::Rng;
 pub use tensor::{all_finite, Tensor, TensorId};

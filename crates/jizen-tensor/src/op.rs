@@ -3,6 +3,8 @@
 //! these records backwards. Everything else in the engine (sigmoid, softmax, pooling,
 //! cross-entropy, ...) is composed from these and has no backward code of its own.
 
+use std::sync::Arc;
+
 use crate::ops::conv::Im2colGeometry;
 use crate::ops::conv_tiled::ConvGeometry;
 use crate::Tensor;
@@ -73,6 +75,9 @@ pub enum Op {
     Cast(Tensor),
     /// Batched matrix product of operands with equal batch dimensions.
     Matmul(Tensor, Tensor),
+    /// `x @ weightᵀ + bias` for `x` `[m, in]`, `weight` `[out, in]`, `bias` `[out]` (optional):
+    /// one GEMM accumulating onto the bias (`ops/matmul.rs`).
+    Linear(Tensor, Tensor, Option<Tensor>),
     /// `(input, dim, index)`.
     IndexSelect(Tensor, usize, Tensor),
     /// `(base, dim, index, source)`: `base` with `source` rows added at `index` along `dim`.
@@ -92,9 +97,31 @@ pub enum Op {
     Conv2dGradInput(Tensor, Tensor, ConvGeometry),
     /// The gradient of `Conv2d` in its weight, `(input, output gradient)`.
     Conv2dGradWeight(Tensor, Tensor, ConvGeometry),
+    /// Batch normalisation with batch statistics over every axis but 1 of a contiguous `x`
+    /// `[N, C, ...]`, with optional `[C]` `weight` and `bias` (`ops/norm.rs`): a fused kernel
+    /// for `(x - mean) / sqrt(var + eps) * weight + bias`, tested against that composite.
+    /// `mean` and `invstd` (`1 / sqrt(var + eps)`, `[C]`) are saved for the backward pass;
+    /// they are constants, not inputs.
+    BatchNorm {
+        x: Tensor,
+        weight: Option<Tensor>,
+        bias: Option<Tensor>,
+        mean: Tensor,
+        invstd: Tensor,
+        eps: f64,
+    },
     /// Log-softmax over the last axis of a contiguous tensor: a fused kernel for the composite
     /// `(x - m) - log(sum(exp(x - m)))` (`ops/softmax.rs`), tested against it.
     LogSoftmax(Tensor),
+    /// Per-row softmax cross-entropy of `logits` `[M, C]` against class indices, with label
+    /// smoothing (`ops/cross_entropy.rs`): a fused kernel for the composite of `log_softmax`,
+    /// `gather` and `mean`. `stats` `[M, 2]` keeps each row's shift and log-normaliser.
+    SoftmaxCrossEntropy {
+        logits: Tensor,
+        targets: Arc<[usize]>,
+        smoothing: f64,
+        stats: Tensor,
+    },
 }
 
 impl Op {
@@ -113,13 +140,19 @@ impl Op {
             | Op::Gather(x, _, _)
             | Op::Im2col(x, _)
             | Op::Col2im(x, _)
-            | Op::LogSoftmax(x) => vec![x],
+            | Op::LogSoftmax(x)
+            | Op::SoftmaxCrossEntropy { logits: x, .. } => vec![x],
             Op::Binary(_, a, b)
             | Op::Where(_, a, b)
             | Op::Matmul(a, b)
             | Op::Conv2dGradInput(a, b, _)
             | Op::Conv2dGradWeight(a, b, _) => vec![a, b],
-            Op::Conv2d(x, w, b, _) => [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect(),
+            Op::Conv2d(x, w, b, _) | Op::Linear(x, w, b) => {
+                [Some(x), Some(w), b.as_ref()].into_iter().flatten().collect()
+            }
+            Op::BatchNorm { x, weight, bias, .. } => {
+                [Some(x), weight.as_ref(), bias.as_ref()].into_iter().flatten().collect()
+            }
             Op::IndexAdd(base, _, _, src) | Op::ScatterAdd(base, _, _, src) => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
         }
@@ -140,6 +173,7 @@ impl Op {
             Op::Copy(_) => "contiguous".into(),
             Op::Cast(_) => "to_dtype".into(),
             Op::Matmul(..) => "matmul".into(),
+            Op::Linear(..) => "linear".into(),
             Op::IndexSelect(..) => "index_select".into(),
             Op::IndexAdd(..) => "index_add".into(),
             Op::Gather(..) => "gather".into(),
@@ -149,7 +183,9 @@ impl Op {
             Op::Conv2d(..) => "conv2d".into(),
             Op::Conv2dGradInput(..) => "conv2d_grad_input".into(),
             Op::Conv2dGradWeight(..) => "conv2d_grad_weight".into(),
+            Op::BatchNorm { .. } => "batch_norm".into(),
             Op::LogSoftmax(_) => "log_softmax".into(),
+            Op::SoftmaxCrossEntropy { .. } => "cross_entropy".into(),
         }
     }
 }

@@ -35,12 +35,14 @@ impl Storage {
         self.len() == 0
     }
 
-    /// A zero-filled buffer of `n` elements.
+    /// A zero-filled buffer of `n` elements, recycled when possible: buffers return to the
+    /// [cache](buffer) when dropped, so they should come from it too (zero tensors are made every
+    /// step, e.g. for the gradient of a narrowed view).
     pub fn zeros(dtype: DType, n: usize) -> Storage {
         match dtype {
-            DType::F32 => Storage::F32(vec![0.0; n]),
-            DType::F64 => Storage::F64(vec![0.0; n]),
-            DType::I64 => Storage::I64(vec![0; n]),
+            DType::F32 => Storage::F32(zeroed(n)),
+            DType::F64 => Storage::F64(zeroed(n)),
+            DType::I64 => Storage::I64(zeroed(n)),
         }
     }
 }

@@ -142,13 +142,19 @@ impl Tensor {
         Tensor::full(&[], v, dtype)
     }
 
-    /// Filled with `v` (converted to `dtype`).
+    /// Filled with `v` (converted to `dtype`). The buffer comes from the engine's cache (see
+    /// [`crate::storage::buffer`]), where it returns when dropped.
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
+        fn filled<T: StorageElement>(n: usize, v: T) -> Vec<T> {
+            let mut b = crate::storage::buffer::<T>(n);
+            b.fill(v);
+            b
+        }
         let n = shape.iter().product();
         let s = match dtype {
-            DType::F32 => Storage::F32(vec![v as f32; n]),
-            DType::F64 => Storage::F64(vec![v; n]),
-            DType::I64 => Storage::I64(vec![v as i64; n]),
+            DType::F32 => Storage::F32(filled(n, v as f32)),
+            DType::F64 => Storage::F64(filled(n, v)),
+            DType::I64 => Storage::I64(filled(n, v as i64)),
         };
         Tensor::from_storage(s, shape)
     }

@@ -1,7 +1,8 @@
 //! Fused kernels against the composites they replace (oracle: the composite definition, written
-//! here with primitives). Log-softmax: outputs, gradients and second derivatives.
+//! here with primitives). Log-softmax, softmax cross-entropy and linear: outputs, gradients and second
+//! derivatives.
 
-use jizen_tensor::{grad, DType, Rng, Tensor};
+use jizen_tensor::{cross_entropy, grad, CrossEntropyOptions, DType, Reduction, Rng, Tensor};
 
 /// The composite definition: `(x - m) - log(sum(exp(x - m)))`, `m` the detached maximum.
 fn log_softmax_composite(x: &Tensor, axis: isize) -> Tensor {
@@ -57,4 +58,106 @@ fn a_row_of_minus_infinity_is_nan_as_in_pytorch_and_leaves_other_rows_alone() {
     let y = x.log_softmax(1).unwrap().to_vec::<f32>().unwrap();
     assert!(y[0].is_nan() && y[1].is_nan(), "{y:?}");
     assert!((y[3] - (1.0 - (1.0f32.exp() + 1.0).ln())).abs() < 1e-6, "{y:?}");
+}
+
+/// The composite definition of the per-row smoothed cross-entropy:
+/// `(1 - eps)·(-log p_y) + eps·mean(-log p)`, `log p` from the composite log-softmax.
+fn cross_entropy_composite(x: &Tensor, y: &[i64], eps: f64) -> Tensor {
+    let logp = log_softmax_composite(x, 1);
+    let idx = Tensor::from_vec(y.to_vec(), &[y.len(), 1]).unwrap();
+    let nll = logp.gather(1, &idx).unwrap().reshape(&[y.len()]).unwrap().neg().unwrap();
+    let smooth = logp.mean(&[1], false).unwrap().neg().unwrap();
+    nll.mul_scalar(1.0 - eps).unwrap().add(&smooth.mul_scalar(eps).unwrap()).unwrap()
+}
+
+fn targets(rng: &mut Rng, m: usize, c: usize) -> Vec<i64> {
+    (0..m).map(|_| rng.below(c as u64) as i64).collect()
+}
+
+#[test]
+fn cross_entropy_matches_its_composite() {
+    let mut rng = Rng::new(6);
+    for (m, c, dtype, eps, tol) in [
+        (7, 33, DType::F64, 0.0, 1e-12),
+        (9, 5, DType::F64, 0.1, 1e-12),
+        (700, 1000, DType::F32, 0.0, 2e-5),
+        (64, 257, DType::F32, 0.2, 2e-5),
+    ] {
+        let x = Tensor::randn(&[m, c], dtype, &mut rng).mul_scalar(4.0).unwrap().requires_grad_(true);
+        let y = targets(&mut rng, m, c);
+        let t = Tensor::from_vec(y.clone(), &[m]).unwrap();
+        let options = CrossEntropyOptions { label_smoothing: eps, reduction: Reduction::None, ..Default::default() };
+        let fused = cross_entropy(&x, &t, options).unwrap();
+        let composite = cross_entropy_composite(&x, &y, eps);
+        close(&fused.to_f64_vec(), &composite.to_f64_vec(), tol, "losses");
+        let cot = Tensor::randn(&[m], dtype, &mut rng);
+        let gf = grad(&fused, &[&x], Some(&cot), false).unwrap()[0].clone().unwrap();
+        let gc = grad(&composite, &[&x], Some(&cot), false).unwrap()[0].clone().unwrap();
+        close(&gf.to_f64_vec(), &gc.to_f64_vec(), tol, "gradient");
+        // The recorded (create_graph) backward composes the same gradient from differentiable ops.
+        let gr = grad(&fused, &[&x], Some(&cot), true).unwrap()[0].clone().unwrap();
+        close(&gr.to_f64_vec(), &gc.to_f64_vec(), tol, "recorded gradient");
+    }
+}
+
+#[test]
+fn cross_entropy_second_derivatives_match() {
+    let mut rng = Rng::new(7);
+    let x = Tensor::randn(&[4, 6], DType::F64, &mut rng).requires_grad_(true);
+    let y = [3i64, 0, 5, 1];
+    let c = Tensor::randn(&[4], DType::F64, &mut rng);
+    let v = Tensor::randn(&[4, 6], DType::F64, &mut rng);
+    let hv = |loss: &Tensor| -> Vec<f64> {
+        let g = grad(loss, &[&x], Some(&c), true).unwrap()[0].clone().unwrap();
+        let s = g.mul(&v).unwrap().sum_all().unwrap();
+        grad(&s, &[&x], None, false).unwrap()[0].clone().unwrap().to_f64_vec()
+    };
+    let t = Tensor::from_vec(y.to_vec(), &[4]).unwrap();
+    let options = CrossEntropyOptions { label_smoothing: 0.1, reduction: Reduction::None, ..Default::default() };
+    let fused = cross_entropy(&x, &t, options).unwrap();
+    close(&hv(&fused), &hv(&cross_entropy_composite(&x, &y, 0.1)), 1e-12, "Hessian-vector product");
+}
+
+#[test]
+fn cross_entropy_keeps_no_class_sized_tensor_but_its_input() {
+    // What the graph holds for backward: the logits, not log-probabilities beside them.
+    let mut rng = Rng::new(8);
+    let x = Tensor::randn(&[100, 1000], DType::F32, &mut rng).requires_grad_(true);
+    let h = x.mul_scalar(2.0).unwrap(); // an activation the graph must keep
+    let t = Tensor::from_vec(targets(&mut rng, 100, 1000), &[100]).unwrap();
+    let loss = cross_entropy(&h, &t, CrossEntropyOptions::default()).unwrap();
+    let held = jizen_tensor::graph_memory(&loss).activation_bytes;
+    assert!(held < 100 * 1000 * 4 + 100 * 64, "graph holds {held} bytes beyond the parameters");
+}
+
+#[test]
+fn linear_matches_matmul_plus_bias() {
+    let mut rng = Rng::new(9);
+    for (shape, dtype, tol) in [(vec![7, 33], DType::F64, 1e-12), (vec![3, 70, 200], DType::F32, 2e-5)] {
+        let fin = *shape.last().unwrap();
+        let x = Tensor::randn(&shape, dtype, &mut rng).requires_grad_(true);
+        let w = Tensor::randn(&[50, fin], dtype, &mut rng).requires_grad_(true);
+        let b = Tensor::randn(&[50], dtype, &mut rng).requires_grad_(true);
+        let fused = x.linear(&w, Some(&b)).unwrap();
+        let composite = x.matmul(&w.t().unwrap()).unwrap().add(&b).unwrap();
+        assert_eq!(fused.shape(), composite.shape());
+        close(&fused.to_f64_vec(), &composite.to_f64_vec(), tol, "output");
+        let cot = Tensor::randn(fused.shape(), dtype, &mut rng);
+        let gf = grad(&fused, &[&x, &w, &b], Some(&cot), false).unwrap();
+        let gc = grad(&composite, &[&x, &w, &b], Some(&cot), false).unwrap();
+        for (f, c) in gf.iter().zip(&gc) {
+            close(&f.as_ref().unwrap().to_f64_vec(), &c.as_ref().unwrap().to_f64_vec(), tol * 10.0, "gradient");
+        }
+    }
+}
+
+#[test]
+fn linear_rejects_mismatched_shapes() {
+    let x = Tensor::ones(&[2, 3], DType::F32);
+    let e = x.linear(&Tensor::ones(&[4, 5], DType::F32), None).unwrap_err().to_string();
+    assert!(e.contains("must end in the weight's 5 input features"), "{e}");
+    let e = x.linear(&Tensor::ones(&[4, 3], DType::F32), Some(&Tensor::ones(&[3], DType::F32))).unwrap_err();
+    assert!(e.to_string().contains("bias [3] must be [4]"), "{e}");
+    let e = x.linear(&Tensor::ones(&[3], DType::F32), None).unwrap_err().to_string();
+    assert!(e.contains("weight must be [out, in]"), "{e}");
 }

@@ -176,6 +176,19 @@ fn grad_matmul() {
     check("matmul dot", &[v.clone(), v], |t| t[0].matmul(&t[1]));
 }
 
+#[test]
+fn grad_linear() {
+    let x = away(&[3, 4], 80, 1.0);
+    let w = away(&[5, 4], 81, 1.0);
+    let b = away(&[5], 82, 1.0);
+    check("linear with bias", &[x.clone(), w.clone(), b.clone()], |t| t[0].linear(&t[1], Some(&t[2])));
+    check("linear without bias", &[x.clone(), w.clone()], |t| t[0].linear(&t[1], None));
+    let x3 = away(&[2, 3, 4], 83, 1.0);
+    check("linear [2,3,4] (folded rows)", &[x3, w.clone(), b.clone()], |t| t[0].linear(&t[1], Some(&t[2])));
+    let xt = away(&[4, 3], 84, 1.0);
+    check("linear transposed input", &[xt, w, b], |t| t[0].t()?.linear(&t[1], Some(&t[2])));
+}
+
 // ------------------------------------------------------------------ movement
 
 #[test]

@@ -133,7 +133,7 @@ impl LanguageModel {
         let (out, state) = self.rnn.forward_with_state(&emb, state)?; // [T, N, H]
         let h = self.drop_out.forward(&out)?.reshape(&[t * n, self.config.hidden])?;
         let w = self.decoder_weight.as_ref().unwrap_or(&self.embedding);
-        let logits = h.matmul(&w.transpose(0, 1)?)?.add(&self.decoder_bias)?; // [T·N, V]
+        let logits = h.linear(w, Some(&self.decoder_bias))?; // [T·N, V]
         Ok((logits, state))
     }
 

@@ -12,8 +12,8 @@
 //! How a layer runs (the speed matters, and it is all composed from `jizen-tensor` ops, so the
 //! gradients come from autograd and are checked against finite differences):
 //!
-//! - the input-to-hidden projection of the whole sequence is one GEMM before the time loop,
-//!   `[T*N, in] x [in, G*H]`, with both biases folded into it where the formula allows;
+//! - the input-to-hidden projection of the whole sequence is one `linear` before the time loop,
+//!   `[T*N, in] x [in, G*H]`, its GEMM accumulating onto both biases where the formula allows;
 //! - each step then records one matmul `[N, H] x [H, G*H]` for all gates together, one add, and
 //!   the gate nonlinearities on the whole `[N, G*H]` gate tensor, read through `narrow` views.
 //!   A sigmoid is `(1 + tanh(x / 2)) / 2` (as `Tensor::sigmoid` computes it), so the halving is
@@ -364,11 +364,9 @@ pub(crate) struct LayerState {
 impl Prepared {
     /// The input projection of many rows at once: `[rows, in] -> [rows, G*H]`, one GEMM.
     pub(crate) fn project_input(&self, x: &Tensor) -> Result<Tensor> {
-        let gx = x.matmul(&self.w_ih_t)?; // [rows, G*H]
-        match &self.b_x {
-            Some(b) => gx.add(b),
-            None => Ok(gx),
-        }
+        // One GEMM accumulating onto the bias; `w_ih_t.t()` is a view of the [G*H, in] layout
+        // `linear` expects, so nothing is copied.
+        x.linear(&self.w_ih_t.t()?, self.b_x.as_ref()) // [rows, G*H]
     }
 
     /// One time step from the projected input `gx` `[N, G*H]`; updates `state` in place.

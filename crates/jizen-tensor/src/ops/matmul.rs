@@ -23,17 +23,27 @@ impl<T> SendPtr<T> {
     }
 }
 
-/// Batched product of `a` [batch.., m, k] and `b` [batch.., k, n] with identical batch dims.
-fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor) -> Vec<T> {
+/// Batched product of `a` [batch.., m, k] and `b` [batch.., k, n] with identical batch dims;
+/// with `bias` [n], every output row starts from it and the GEMM accumulates onto it.
+fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>) -> Vec<T> {
     let r = a.rank();
     let (m, k, n) = (a.shape()[r - 2], a.shape()[r - 1], b.shape()[r - 1]);
     let batch_shape = &a.shape()[..r - 2];
     let nb: usize = batch_shape.iter().product();
     if m == 0 || n == 0 || k == 0 {
-        return crate::storage::zeroed(nb * m * n);
+        let mut out = crate::storage::zeroed(nb * m * n);
+        if let Some(bias) = bias {
+            out.chunks_exact_mut(n.max(1)).for_each(|row| row.copy_from_slice(bias));
+        }
+        return out;
     }
-    // gemm overwrites every element (read_dst = false): no need to clear the buffer.
+    // Without a bias gemm overwrites every element (read_dst = false): no need to clear the
+    // buffer. With one, the rows are seeded with it and gemm adds the product.
     let mut out = crate::storage::buffer::<T>(nb * m * n);
+    let read_dst = bias.is_some();
+    if let Some(bias) = bias {
+        out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
+    }
     let (sa, sb) = (a.storage(), b.storage());
     let (xa, xb) = (T::slice(&sa), T::slice(&sb));
     let (la, lb) = (a.layout(), b.layout());
@@ -60,14 +70,14 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor) -> Vec<T> {
             dst,
             1,
             n as isize,
-            false,
+            read_dst,
             xa.as_ptr().add(ao),
             a_cs,
             a_rs,
             xb.as_ptr().add(bo),
             b_cs,
             b_rs,
-            T::zero(),
+            if read_dst { T::one() } else { T::zero() },
             T::one(),
             false,
             false,
@@ -118,8 +128,61 @@ impl Tensor {
         let mut shape = a.shape().to_vec();
         shape[r - 1] = b.shape()[r - 1];
         crate::with_float!(a.dtype(), "matmul", |T| {
-            let data = kernel::<T>(&a, &b);
+            let data = kernel::<T>(&a, &b, None);
             Ok(Tensor::from_op(T::wrap(data), &shape, || Op::Matmul(a.clone(), b.clone())))
+        })
+    }
+
+    /// `x @ weightᵀ + bias` for `x` `[.., in]`, `weight` `[out, in]` and `bias` `[out]`, like
+    /// `torch.nn.functional.linear`: one primitive whose GEMM accumulates onto the bias, so the
+    /// graph keeps no separate bias-free product (it would be as large as the output).
+    ///
+    /// ```
+    /// use jizen_tensor::{Tensor, DType};
+    /// let x = Tensor::ones(&[2, 3], DType::F32);
+    /// let w = Tensor::ones(&[4, 3], DType::F32);
+    /// let b = Tensor::from_vec(vec![0.0f32, 1.0, 2.0, 3.0], &[4]).unwrap();
+    /// assert_eq!(x.linear(&w, Some(&b)).unwrap().to_vec::<f32>().unwrap(), [3., 4., 5., 6., 3., 4., 5., 6.]);
+    /// ```
+    pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let (out_f, in_f) = match weight.shape() {
+            &[o, i] => (o, i),
+            s => return Err(shape_err("linear", format!("weight must be [out, in], got {s:?}"))),
+        };
+        if self.rank() == 0 || self.shape()[self.rank() - 1] != in_f {
+            return Err(shape_err(
+                "linear",
+                format!("input {:?} must end in the weight's {in_f} input features", self.shape()),
+            ));
+        }
+        if let Some(b) = bias {
+            if b.shape() != [out_f] {
+                return Err(shape_err("linear", format!("bias {:?} must be [{out_f}]", b.shape())));
+            }
+            if b.dtype() != self.dtype() {
+                return Err(dtype_err("linear", format!("input is {} and bias is {}", self.dtype(), b.dtype())));
+            }
+        }
+        if self.dtype() != weight.dtype() {
+            return Err(dtype_err("linear", format!("input is {} and weight is {}", self.dtype(), weight.dtype())));
+        }
+        if self.rank() != 2 {
+            // [.., in]: fold the leading dimensions into rows (a copy only if they are strided).
+            let rows = self.numel() / in_f.max(1);
+            let mut shape = self.shape().to_vec();
+            *shape.last_mut().expect("rank checked") = out_f;
+            return self.reshape(&[rows, in_f])?.linear(weight, bias)?.reshape(&shape);
+        }
+        let (x, wt) = (kernel_ready(self)?, kernel_ready(&weight.transpose(0, 1)?)?);
+        let bias = bias.map(|b| b.contiguous()).transpose()?;
+        crate::with_float!(x.dtype(), "linear", |T| {
+            let data = match &bias {
+                Some(b) => b.with_data::<T, _>(|bv| kernel::<T>(&x, &wt, Some(bv)))?,
+                None => kernel::<T>(&x, &wt, None),
+            };
+            Ok(Tensor::from_op(T::wrap(data), &[x.shape()[0], out_f], || {
+                Op::Linear(x.clone(), weight.clone(), bias.clone())
+            }))
         })
     }
 
@@ -178,6 +241,18 @@ impl Tensor {
             _ => Ok(out),
         }
     }
+}
+
+/// Gradients of `x @ wᵀ + b` in `x` `[m, in]`, `w` `[out, in]` and `b`: `g @ w`, `gᵀ @ x` and
+/// the column sums of `g`.
+pub(crate) fn linear_backward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+    let gx = if x.requires_grad() { Some(Tensor::matmul_batched(g, w)?) } else { None };
+    let gw = if w.requires_grad() { Some(Tensor::matmul_batched(&g.transpose(0, 1)?, x)?) } else { None };
+    let mut out = vec![gx, gw];
+    if let Some(b) = b {
+        out.push(if b.requires_grad() { Some(g.sum(&[0], false)?) } else { None });
+    }
+    Ok(out)
 }
 
 /// Gradients of `a @ b` (equal batch dims): `g @ bᵀ` and `aᵀ @ g`, transposes as views.

@@ -3,9 +3,11 @@
 pub mod binary;
 pub mod conv;
 pub mod conv_tiled;
+pub mod cross_entropy;
 pub mod index;
 pub mod matmul;
 pub mod movement;
+pub mod norm;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;

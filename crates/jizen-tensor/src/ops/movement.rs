@@ -205,14 +205,21 @@ impl Tensor {
             inner: usize,
             row: usize,
         ) -> Vec<T> {
-            let mut out = vec![T::default(); outer * row];
+            // Every element is written below, so the recycled buffer needs no clearing.
+            let mut out = crate::storage::buffer::<T>(outer * row);
             let mut col = 0;
             for t in tensors {
                 let w = t.shape()[d] * inner;
                 let s = t.storage();
-                let src = strided_copy(T::slice(&s), t.layout());
-                for o in 0..outer {
-                    out[o * row + col..o * row + col + w].copy_from_slice(&src[o * w..(o + 1) * w]);
+                let copy_from = |out: &mut [T], src: &[T]| {
+                    for o in 0..outer {
+                        out[o * row + col..o * row + col + w].copy_from_slice(&src[o * w..(o + 1) * w]);
+                    }
+                };
+                // A contiguous part is read in place; a view is gathered first.
+                match t.layout().contiguous_range() {
+                    Some(r) => copy_from(&mut out, &T::slice(&s)[r]),
+                    None => copy_from(&mut out, &strided_copy(T::slice(&s), t.layout())),
                 }
                 col += w;
             }

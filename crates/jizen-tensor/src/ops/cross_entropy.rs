@@ -1,0 +1,208 @@
+//! Fused softmax cross-entropy: the loss of each row of logits `[M, C]` against an integer
+//! target, with optional label smoothing `ε`,
+//!
+//! ```text
+//! loss_i = (1 − ε)·(−log p_i,y_i) + ε·mean_j(−log p_ij),   log p_i = log_softmax(x_i)
+//!        = log Σ_j e^(x_ij − m_i) − ((1 − ε)·(x_i,y_i − m_i) + ε·mean_j(x_ij − m_i))
+//! ```
+//!
+//! with `m_i` the row maximum. The composite (`log_softmax`, `gather`, `mean`) keeps the
+//! `[M, C]` log-probabilities for its backward pass and allocates four more `[M, C]` tensors
+//! there (the scattered gradient, `exp`, a product and a difference). This primitive keeps two
+//! numbers per row (`m_i` and the log of the sum) and writes its gradient in one pass:
+//!
+//! ```text
+//! ∂loss_i/∂x_ij = softmax(x_i)_j − (1 − ε)·[j = y_i] − ε/C
+//! ```
+//!
+//! When the backward pass is itself recorded (`create_graph`), the same gradient is composed of
+//! differentiable ops instead, so second derivatives stay exact. `tests/fused.rs` checks both
+//! against the composite; the parity fixtures check `cross_entropy` against PyTorch.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::autograd::is_grad_enabled;
+use crate::dtype::Float;
+use crate::error::{shape_err, Result};
+use crate::op::Op;
+use crate::ops::reduce::{extreme_slice, sum_slice};
+use crate::parallel::{num_threads, pool, worth_parallel};
+use crate::storage::{buffer, StorageElement};
+use crate::Tensor;
+
+/// The shift and log-normaliser of one row: `(m, log Σ e^(x − m))`; a row without a finite
+/// maximum is shifted by 0 (it comes out NaN, as in PyTorch). `scratch` holds the exponentials.
+#[inline(always)]
+fn row_stats<T: Float>(x: &[T], scratch: &mut [T]) -> (T, T) {
+    let m = extreme_slice(x, true);
+    let m = if m.to_f64().is_finite() { m } else { T::zero() };
+    for (s, &v) in scratch.iter_mut().zip(x) {
+        *s = (v - m).exp();
+    }
+    (m, sum_slice(scratch).ln())
+}
+
+/// Forward of a block of rows: the losses and the per-row `(m, log-sum)`.
+#[inline(always)]
+fn forward_rows<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats: &mut [T]) {
+    let c = x.len() / y.len();
+    let mut scratch = vec![T::zero(); c];
+    let (keep, spread) = (T::from_f64(1.0 - eps), T::from_f64(eps / c as f64));
+    for (i, (row, &target)) in x.chunks_exact(c).zip(y).enumerate() {
+        let (m, log_sum) = row_stats(row, &mut scratch);
+        let mut picked = keep * (row[target] - m);
+        if eps > 0.0 {
+            let mut shifted_sum = T::zero();
+            row.iter().for_each(|&v| shifted_sum += v - m);
+            picked += spread * shifted_sum;
+        }
+        loss[i] = log_sum - picked;
+        stats[2 * i] = m;
+        stats[2 * i + 1] = log_sum;
+    }
+}
+
+/// Backward of a block of rows: `dx = g_i · (softmax − target distribution)`.
+#[inline(always)]
+fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64, dx: &mut [T]) {
+    let c = x.len() / y.len();
+    let (keep, spread) = (T::from_f64(1.0 - eps), T::from_f64(eps / c as f64));
+    for (i, ((row, out), &target)) in x.chunks_exact(c).zip(dx.chunks_exact_mut(c)).zip(y).enumerate() {
+        let (m, log_sum, gi) = (stats[2 * i], stats[2 * i + 1], g[i]);
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = gi * (((v - m) - log_sum).exp() - spread);
+        }
+        out[target] = out[target] - gi * keep;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_rows_avx512<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats: &mut [T]) {
+    forward_rows(x, y, eps, loss, stats)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_rows_avx512<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64, dx: &mut [T]) {
+    backward_rows(x, y, stats, g, eps, dx)
+}
+
+fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Rows per parallel task for `m` rows of `c` classes (0: run on this thread).
+fn rows_per_task(m: usize, c: usize) -> usize {
+    if worth_parallel(m * c) && m > 1 {
+        (m / (4 * num_threads())).max(1)
+    } else {
+        0
+    }
+}
+
+fn forward_kernel<T: Float>(x: &[T], y: &[usize], eps: f64) -> (Vec<T>, Vec<T>) {
+    let m = y.len();
+    let c = x.len() / m.max(1);
+    let (mut loss, mut stats) = (vec![T::zero(); m], vec![T::zero(); 2 * m]);
+    let run = |x: &[T], y: &[usize], l: &mut [T], s: &mut [T]| {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { forward_rows_avx512(x, y, eps, l, s) };
+        }
+        forward_rows(x, y, eps, l, s)
+    };
+    match rows_per_task(m, c) {
+        0 if m > 0 => run(x, y, &mut loss, &mut stats),
+        0 => {}
+        r => pool().install(|| {
+            x.par_chunks(r * c)
+                .zip(y.par_chunks(r))
+                .zip(loss.par_chunks_mut(r))
+                .zip(stats.par_chunks_mut(2 * r))
+                .for_each(|(((x, y), l), s)| run(x, y, l, s))
+        }),
+    }
+    (loss, stats)
+}
+
+fn backward_kernel<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64) -> Vec<T> {
+    let m = y.len();
+    let c = x.len() / m.max(1);
+    let mut dx = buffer::<T>(x.len());
+    let run = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [T]| {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx512() {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { backward_rows_avx512(x, y, s, g, eps, d) };
+        }
+        backward_rows(x, y, s, g, eps, d)
+    };
+    match rows_per_task(m, c) {
+        0 if m > 0 => run(x, y, stats, g, &mut dx),
+        0 => {}
+        r => pool().install(|| {
+            x.par_chunks(r * c)
+                .zip(y.par_chunks(r))
+                .zip(stats.par_chunks(2 * r))
+                .zip(g.par_chunks(r))
+                .zip(dx.par_chunks_mut(r * c))
+                .for_each(|((((x, y), s), g), d)| run(x, y, s, g, d))
+        }),
+    }
+    dx
+}
+
+impl Tensor {
+    /// The primitive: per-row softmax cross-entropy of logits `[M, C]` (made contiguous first)
+    /// against class indices `targets` (each below `C`, checked by the caller), with label
+    /// smoothing `eps`. Returns the `[M]` losses.
+    pub(crate) fn softmax_cross_entropy_rows(&self, targets: Arc<[usize]>, eps: f64) -> Result<Tensor> {
+        if self.rank() != 2 || self.shape()[0] != targets.len() {
+            return Err(shape_err(
+                "softmax_cross_entropy",
+                format!("logits {:?} must be [M, C] with M = {} targets", self.shape(), targets.len()),
+            ));
+        }
+        let x = self.contiguous()?;
+        let m = targets.len();
+        crate::with_float!(x.dtype(), "softmax_cross_entropy", |T| {
+            let (loss, stats) = x.with_data::<T, _>(|v| forward_kernel::<T>(v, &targets, eps))?;
+            let stats = Tensor::from_storage(T::wrap(stats), &[m, 2]);
+            Ok(Tensor::from_op(T::wrap(loss), &[m], || Op::SoftmaxCrossEntropy {
+                logits: x.clone(),
+                targets: targets.clone(),
+                smoothing: eps,
+                stats,
+            }))
+        })
+    }
+}
+
+/// Gradient of the per-row losses in the logits, for the upstream gradient `g` `[M]`.
+pub(crate) fn backward(logits: &Tensor, targets: &[usize], eps: f64, stats: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let (m, c) = (logits.shape()[0], logits.shape()[1]);
+    if is_grad_enabled() {
+        // Recorded backward: softmax through the differentiable log-softmax primitive.
+        let mut dist = vec![eps / c as f64; m * c];
+        for (i, &t) in targets.iter().enumerate() {
+            dist[i * c + t] += 1.0 - eps;
+        }
+        let dist = Tensor::from_f64_vec(dist, &[m, c], logits.dtype());
+        return logits.log_softmax(1)?.exp()?.sub(&dist)?.mul(&g.unsqueeze(1)?);
+    }
+    let g = g.contiguous()?;
+    crate::with_float!(logits.dtype(), "softmax_cross_entropy backward", |T| {
+        let (ls, ss, gs) = (logits.storage(), stats.storage(), g.storage());
+        let (x, s, gv) = (T::slice(&ls), T::slice(&ss), T::slice(&gs));
+        let (x, gv) = (&x[logits.layout().offset()..][..m * c], &gv[g.layout().offset()..][..m]);
+        let dx = backward_kernel::<T>(x, targets, s, gv, eps);
+        Ok(Tensor::from_storage(T::wrap(dx), &[m, c]))
+    })
+}
