@@ -279,13 +279,24 @@ fn prec_chol_from_prec(what: &'static str, prec: &Covariances) -> Result<Covaria
 }
 
 /// `log N(xᵢ; μ_k, Σ_k)` for every sample and component, `[n, k]`.
+///
+/// For the diagonal and spherical models the squared Mahalanobis distance expands, with
+/// precisions `π_kj = 1/σ²_kj` (the squared Cholesky factors), into
+///
+/// ```text
+/// Σ_j π_kj (x_ij − μ_kj)² = Σ_j μ_kj² π_kj − 2 Σ_j x_ij (μ_kj π_kj) + Σ_j x_ij² π_kj
+/// ```
+///
+/// a per-component constant and two `[n, d] × [d, k]` matrix products, `x (μ∘π)ᵀ` and
+/// `(x∘x) πᵀ`, as in scikit-learn (for the spherical model `π_kj = π_k` and the last product
+/// is the outer product of the rows' squared norms with the precisions).
 fn log_gaussian_prob(x: &Matrix, means: &Matrix, prec_chol: &Covariances) -> Matrix {
     let (n, d, k) = (x.nrows(), x.ncols(), means.nrows());
-    let mut out = Matrix::zeros(n, k);
     let base = d as f64 * LN_2PI;
-    for c in 0..k {
-        let (maha, log_det): (Vec<f64>, f64) = match prec_chol {
-            Covariances::Full(_) | Covariances::Tied(_) => {
+    let mut out = Matrix::zeros(n, k);
+    match prec_chol {
+        Covariances::Full(_) | Covariances::Tied(_) => {
+            for c in 0..k {
                 let u = match prec_chol {
                     Covariances::Full(m) => &m[c],
                     Covariances::Tied(m) => m,
@@ -293,21 +304,41 @@ fn log_gaussian_prob(x: &Matrix, means: &Matrix, prec_chol: &Covariances) -> Mat
                 };
                 let centred = Matrix::from_fn(n, d, |i, j| x[(i, j)] - means[(c, j)]);
                 let y = &centred * u; // [n, d]
-                (row_sq_norms(&y), (0..d).map(|j| u[(j, j)].ln()).sum())
+                let log_det: f64 = (0..d).map(|j| u[(j, j)].ln()).sum();
+                for (o, m) in out.col_mut(c).iter_mut().zip(&row_sq_norms(&y)) {
+                    *o = -0.5 * (base + m) + log_det;
+                }
             }
-            Covariances::Diag(p) => (
-                (0..n).map(|i| (0..d).map(|j| ((x[(i, j)] - means[(c, j)]) * p[(c, j)]).powi(2)).sum()).collect(),
-                (0..d).map(|j| p[(c, j)].ln()).sum(),
-            ),
-            Covariances::Spherical(p) => (
-                (0..n)
-                    .map(|i| (0..d).map(|j| (x[(i, j)] - means[(c, j)]).powi(2)).sum::<f64>() * p[c] * p[c])
-                    .collect(),
-                d as f64 * p[c].ln(),
-            ),
-        };
-        for (o, m) in out.col_mut(c).iter_mut().zip(&maha) {
-            *o = -0.5 * (base + m) + log_det;
+        }
+        Covariances::Diag(p) => {
+            let prec = Matrix::from_fn(k, d, |c, j| p[(c, j)] * p[(c, j)]); // [k, d]
+            let mean_prec = Matrix::from_fn(k, d, |c, j| means[(c, j)] * prec[(c, j)]);
+            let x_sq = Matrix::from_fn(n, d, |i, j| x[(i, j)] * x[(i, j)]);
+            let cross = x * mean_prec.transpose(); // [n, k]
+            let sq = &x_sq * prec.transpose(); // [n, k]
+            for c in 0..k {
+                let mu_term: f64 = (0..d).map(|j| means[(c, j)] * mean_prec[(c, j)]).sum();
+                let log_det: f64 = (0..d).map(|j| p[(c, j)].ln()).sum();
+                let (cross, sq) = (cross.col(c), sq.col(c));
+                for (i, o) in out.col_mut(c).iter_mut().enumerate() {
+                    let maha = mu_term - 2.0 * cross[i] + sq[i];
+                    *o = -0.5 * (base + maha) + log_det;
+                }
+            }
+        }
+        Covariances::Spherical(p) => {
+            let cross = x * means.transpose(); // [n, k]
+            let x_sq = row_sq_norms(x);
+            for (c, &pc) in p.iter().enumerate() {
+                let prec = pc * pc;
+                let mu_sq: f64 = (0..d).map(|j| means[(c, j)] * means[(c, j)]).sum();
+                let log_det = d as f64 * pc.ln();
+                let cross = cross.col(c);
+                for (i, o) in out.col_mut(c).iter_mut().enumerate() {
+                    let maha = (mu_sq - 2.0 * cross[i] + x_sq[i]) * prec;
+                    *o = -0.5 * (base + maha) + log_det;
+                }
+            }
         }
     }
     out
@@ -323,17 +354,22 @@ fn weighted_log_prob(x: &Matrix, weights: &[f64], means: &Matrix, prec_chol: &Co
     lp
 }
 
-/// Row-wise log-sum-exp of `z`, `[n]`, the maximum subtracted first.
+/// Row-wise log-sum-exp of `z`, `[n]`, the maximum subtracted first. Walks the columns (the
+/// matrix is column-major) with per-row accumulators, summing each row in column order.
 fn logsumexp_rows(z: &Matrix) -> Vec<f64> {
-    (0..z.nrows())
-        .map(|i| {
-            let m = (0..z.ncols()).map(|c| z[(i, c)]).fold(f64::NEG_INFINITY, f64::max);
-            if m == f64::NEG_INFINITY {
-                return m;
+    let mut m = vec![f64::NEG_INFINITY; z.nrows()];
+    for c in 0..z.ncols() {
+        m.iter_mut().zip(z.col(c).iter()).for_each(|(m, &v)| *m = m.max(v));
+    }
+    let mut s = vec![0.0; z.nrows()];
+    for c in 0..z.ncols() {
+        for ((s, &m), &v) in s.iter_mut().zip(&m).zip(z.col(c).iter()) {
+            if m != f64::NEG_INFINITY {
+                *s += (v - m).exp();
             }
-            m + (0..z.ncols()).map(|c| (z[(i, c)] - m).exp()).sum::<f64>().ln()
-        })
-        .collect()
+        }
+    }
+    m.iter().zip(&s).map(|(&m, s)| if m == f64::NEG_INFINITY { m } else { m + s.ln() }).collect()
 }
 
 /// The M-step: weights, means and regularised covariances from responsibilities `resp`, `[n, k]`.
@@ -341,21 +377,25 @@ fn estimate_parameters(x: &Matrix, resp: &Matrix, reg: f64, ct: CovarianceType) 
     let (n, d, k) = (x.nrows(), x.ncols(), resp.ncols());
     // 10 ε keeps an empty component's weight and divisions finite, as in scikit-learn.
     let nk: Vec<f64> = (0..k).map(|c| resp.col(c).iter().sum::<f64>() + 10.0 * f64::EPSILON).collect();
-    let mut means = resp.transpose() * x; // [k, d]
-    for c in 0..k {
-        for j in 0..d {
-            means[(c, j)] /= nk[c];
-        }
-    }
+    let sum_x = resp.transpose() * x; // [k, d], Σᵢ r_ic xᵢ
+    let means = Matrix::from_fn(k, d, |c, j| sum_x[(c, j)] / nk[c]);
     // Responsibility-weighted scatter of component c: Σᵢ r_ic (xᵢ − μ_c)(xᵢ − μ_c)ᵀ.
     let scatter = |c: usize| {
         let diff = Matrix::from_fn(n, d, |i, j| x[(i, j)] - means[(c, j)]);
         let weighted = Matrix::from_fn(n, d, |i, j| resp[(i, c)] * diff[(i, j)]);
         weighted.transpose() * &diff
     };
-    // Per-component variances along each feature, Σᵢ r_ic (x_ij − μ_cj)² / n_c.
-    let diag_var =
-        |c: usize, j: usize| (0..n).map(|i| resp[(i, c)] * (x[(i, j)] - means[(c, j)]).powi(2)).sum::<f64>() / nk[c];
+    // Per-component variances along each feature, Σᵢ r_ic (x_ij − μ_cj)² / n_c, expanded as in
+    // scikit-learn into (Σᵢ r_ic x_ij²)/n_c − 2 μ_cj (Σᵢ r_ic x_ij)/n_c + μ_cj²: one matrix
+    // product `respᵀ (x∘x)` besides the `respᵀ x` of the means, `[k, d]`.
+    let diag_var = || {
+        let x_sq = Matrix::from_fn(n, d, |i, j| x[(i, j)] * x[(i, j)]);
+        let sum_x_sq = resp.transpose() * &x_sq; // [k, d]
+        Matrix::from_fn(k, d, |c, j| {
+            let mu = means[(c, j)];
+            sum_x_sq[(c, j)] / nk[c] - 2.0 * mu * sum_x[(c, j)] / nk[c] + mu * mu
+        })
+    };
     let cov = match ct {
         CovarianceType::Full => Covariances::Full(
             (0..k)
@@ -385,10 +425,14 @@ fn estimate_parameters(x: &Matrix, resp: &Matrix, reg: f64, ct: CovarianceType) 
             }
             Covariances::Tied(s)
         }
-        CovarianceType::Diag => Covariances::Diag(Matrix::from_fn(k, d, |c, j| diag_var(c, j) + reg)),
-        CovarianceType::Spherical => Covariances::Spherical(
-            (0..k).map(|c| (0..d).map(|j| diag_var(c, j)).sum::<f64>() / d as f64 + reg).collect(),
-        ),
+        CovarianceType::Diag => {
+            let v = diag_var();
+            Covariances::Diag(Matrix::from_fn(k, d, |c, j| v[(c, j)] + reg))
+        }
+        CovarianceType::Spherical => {
+            let v = diag_var();
+            Covariances::Spherical((0..k).map(|c| (0..d).map(|j| v[(c, j)]).sum::<f64>() / d as f64 + reg).collect())
+        }
     };
     let total: f64 = nk.iter().sum();
     (nk.iter().map(|v| v / total).collect(), means, cov)

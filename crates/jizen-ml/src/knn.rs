@@ -2,6 +2,7 @@
 //! `KNeighborsClassifier` and `KNeighborsRegressor`, Euclidean metric), by brute force or with a
 //! k-d tree.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_labels, check_n_features, encode_classes, Matrix};
@@ -71,6 +72,12 @@ struct NeighbourIndex {
     tree: Option<KdTree>,
 }
 
+/// k-d tree queries are spread over threads in runs of at least this many queries.
+const PAR_MIN_QUERIES: usize = 16;
+
+/// k-d tree queries run in parallel only when `queries × training rows × features` reaches this.
+const PAR_MIN_WORK: usize = 1 << 20;
+
 /// Test rows per distance block: bounds the `[block, n_train]` distance matrix in memory.
 const BLOCK: usize = 256;
 
@@ -99,11 +106,23 @@ impl NeighbourIndex {
         let k = self.k;
         let mut out = Vec::with_capacity(x.nrows());
         if let Some(tree) = &self.tree {
-            let mut q = vec![0.0; x.ncols()];
-            for i in 0..x.nrows() {
-                q.iter_mut().enumerate().for_each(|(j, v)| *v = x[(i, j)]);
-                out.push(tree.query(&self.x, &q, k).into_iter().map(|(t, d2)| (t, d2.sqrt())).collect());
+            // One row-major copy of the queries: each query then reads a contiguous row.
+            let d = x.ncols();
+            let mut rows = vec![0.0; x.nrows() * d];
+            for j in 0..d {
+                for (i, v) in x.col(j).iter().enumerate() {
+                    rows[i * d + j] = *v;
+                }
             }
+            let one = |q: &[f64]| tree.query(q, k).into_iter().map(|(t, d2)| (t, d2.sqrt())).collect::<Vec<_>>();
+            // Queries are independent and each is answered the same way on any thread, so the
+            // parallel results equal the serial ones; small batches stay on this thread.
+            if x.nrows() >= 2 * PAR_MIN_QUERIES && x.nrows() * self.x.nrows() * d >= PAR_MIN_WORK {
+                return Ok(crate::parallel::install(|| {
+                    rows.par_chunks_exact(d).with_min_len(PAR_MIN_QUERIES).map(one).collect()
+                }));
+            }
+            out.extend(rows.chunks_exact(d).map(one));
             return Ok(out);
         }
         let n_train = self.x.nrows();

@@ -37,6 +37,9 @@ pub mod knn;
 pub mod lbfgs;
 pub mod logistic;
 pub mod metrics;
+mod parallel;
+
+pub use parallel::num_threads;
 pub mod pca;
 pub mod persist;
 pub mod scaler;

@@ -210,11 +210,20 @@ fn write_state(path: &Path, kind: &str, state: &SavedState) -> Result<()> {
     meta.insert("state".to_owned(), Value::Object(state.json.clone()).to_string());
     let bytes = safetensors::serialize(views.iter().map(|(n, v)| (n.as_str(), v)), Some(meta))
         .map_err(|e| save_error(path, format!("cannot serialise: {e}")))?;
-    let name = path.file_name().ok_or_else(|| save_error(path, "the path names no file".into()))?;
+    write_atomic(path, &bytes).map_err(|e| save_error(path, format!("cannot write: {e}")))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename over `path`,
+/// then fsync of the directory so the rename survives a crash. On failure the temporary file is
+/// removed and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "the path names no file"))?;
     let tmp = path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         // Make the rename itself durable (a directory can be opened and synced on Unix).
@@ -224,9 +233,8 @@ fn write_state(path: &Path, kind: &str, state: &SavedState) -> Result<()> {
         }
         Ok(())
     };
-    write().map_err(|e| {
+    write().inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
-        save_error(path, format!("cannot write: {e}"))
     })
 }
 
