@@ -10,6 +10,7 @@ mod data;
 mod datasets;
 mod demo;
 mod lm;
+mod ml;
 mod probe;
 mod train;
 mod transfer;
@@ -98,6 +99,15 @@ enum Command {
     Data(data::DataArgs),
     /// LSTM language models: train (truncated BPTT, clipping, decay), eval (perplexity), sample.
     Lm(lm::LmArgs),
+    /// Classical ML on flattened examples: fit, eval and predict SVMs, logistic regression, k-NN
+    /// and Gaussian mixtures; PCA with a scatter plot.
+    #[command(after_help = "Examples:\n  \
+        jizen ml fit --algo svm --data digits --out runs/svm\n  \
+        jizen ml eval --model runs/svm\n  \
+        jizen ml predict --model runs/svm --limit 10\n  \
+        jizen ml pca --data digits --plot pca.png\n\n\
+        Run `jizen ml fit --help` for the algorithms and their settings.")]
+    Ml(ml::MlArgs),
     /// Time a training step (or inference call, sgemm, epoch) on synthetic data; one JSON line.
     #[command(
         after_help = "Examples:\n  jizen bench mlp\n  JIZEN_THREADS=2 jizen bench cnn\n  jizen bench lstm\n  jizen bench gemm --quick\n\n\
@@ -124,6 +134,7 @@ fn main() -> ExitCode {
         Command::Data(args) => data::run(&args).map_err(Into::into),
         Command::Bench(args) => bench::run(&args),
         Command::Lm(args) => lm::run(&args),
+        Command::Ml(args) => ml::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -451,6 +451,41 @@ fn write_pca_plot(out: &Path, projections: &[Projection], titles: &[String; 2]) 
     std::fs::rename(&tmp, &png).map_err(|e| Error::Io { path: png, source: e })
 }
 
+/// Draws one 2-D projection, `(x, y, label)` per point, coloured by label as the probe's panels
+/// are, into `path`: SVG for a `.svg` name, else PNG. The chart is drawn under a temporary name
+/// in the same folder and renamed over `path`, so a failed draw leaves no half-written file.
+/// `jizen ml pca` draws its scatter with it.
+pub fn write_scatter(path: &Path, points: &[(f64, f64, usize)], title: &str) -> Result<()> {
+    if points.is_empty() {
+        return Err(Error::Msg(format!("{}: no points to draw", path.display())));
+    }
+    crate::curves::register_font();
+    let size = (760, 640);
+    let svg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    let name = path.file_name().map_or_else(|| "scatter".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}.{}", std::process::id(), if svg { "svg" } else { "png" }));
+    let drawn = if svg {
+        single(SVGBackend::new(&tmp, size).into_drawing_area(), points, title)
+    } else {
+        single(BitMapBackend::new(&tmp, size).into_drawing_area(), points, title)
+    };
+    if let Err(e) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Msg(format!("{}: cannot draw the scatter plot: {e}", path.display())));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+}
+
+fn single<B: DrawingBackend>(root: DrawingArea<B, Shift>, points: &[(f64, f64, usize)], title: &str) -> DrawResult
+where
+    B::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    panel(&root, points, title)?;
+    root.present()?;
+    Ok(())
+}
+
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Msg(format!("{}: cannot draw the probe's PCA plot: {e}", path.display()))
 }
