@@ -70,6 +70,16 @@ def add_machine_args(p, quick_wait=5.0, full_wait=300.0):
                    help="report suspect runs but keep them in the table (implied by --quick)")
 
 
+def apply_quick(a, quick_wait=5.0, full_wait=300.0):
+    """Settles the options that --quick implies: one round, suspect runs kept, a short wait."""
+    if a.quick:
+        a.rounds = 1
+        a.keep_suspect = True
+    if a.max_wait is None:
+        a.max_wait = quick_wait if a.quick else full_wait
+    return a
+
+
 # ------------------------------------------------------------------------- machine accounting
 
 def loadavg1():

@@ -76,12 +76,7 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.threads < 1 or a.rounds < 1:
         p.error("--threads and --rounds must be positive")
-    if a.quick:
-        a.rounds = 1
-        a.keep_suspect = True
-    if a.max_wait is None:
-        a.max_wait = 5.0 if a.quick else 300.0
-    return a
+    return benchlib.apply_quick(a)
 
 
 def find_python(arg):

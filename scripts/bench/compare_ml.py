@@ -105,12 +105,7 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     if a.threads < 1 or a.rounds < 1 or (a.repeats is not None and a.repeats < 1):
         p.error("--threads, --rounds and --repeats must be positive")
-    if a.quick:
-        a.rounds = 1
-        a.keep_suspect = True
-    if a.max_wait is None:
-        a.max_wait = 5.0 if a.quick else 300.0
-    return a
+    return benchlib.apply_quick(a)
 
 
 # ------------------------------------------------------------------------- the two sides

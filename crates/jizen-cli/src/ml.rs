@@ -241,9 +241,9 @@ pub struct FitArgs {
     seed: Option<u64>,
 }
 
-/// Arguments of `jizen ml eval`.
+/// The model and the examples `jizen ml eval` and `jizen ml predict` read.
 #[derive(Args)]
-pub struct EvalArgs {
+pub struct ModelOnData {
     /// A model directory written by `jizen ml fit`.
     #[arg(long)]
     model: PathBuf,
@@ -256,9 +256,16 @@ pub struct EvalArgs {
     data_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "test")]
     split: SplitArg,
-    /// Evaluate on the first N examples of the split only.
+    /// Use the first N examples of the split only.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+}
+
+/// Arguments of `jizen ml eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    on: ModelOnData,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -267,21 +274,8 @@ pub struct EvalArgs {
 /// Arguments of `jizen ml predict`.
 #[derive(Args)]
 pub struct PredictArgs {
-    /// A model directory written by `jizen ml fit`.
-    #[arg(long)]
-    model: PathBuf,
-    /// The data set (default: the one recorded in fit.json).
-    #[arg(long)]
-    data: Option<String>,
-    /// Where the data set's files are (default: the one recorded in fit.json, else
-    /// $JIZEN_DATA/NAME, else data/NAME).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "test")]
-    split: SplitArg,
-    /// Predict the first N examples of the split only.
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
+    #[command(flatten)]
+    on: ModelOnData,
     /// Write the CSV here (default: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -821,22 +815,16 @@ fn load_dir(dir: &Path) -> Result<Loaded> {
 }
 
 /// The rows of `split` for a loaded model, standardised as at fit time; checks the feature count.
-fn rows_for(
-    loaded: &Loaded,
-    dir: &Path,
-    data: &Option<String>,
-    data_dir: &Option<PathBuf>,
-    split: SplitArg,
-    limit: Option<usize>,
-) -> Result<(datasets::Data, Rows)> {
+fn rows_for(loaded: &Loaded, on: &ModelOnData) -> Result<(datasets::Data, Rows)> {
+    let (data, split, limit) = (&on.data, on.split, on.limit);
     let name = data.clone().unwrap_or_else(|| loaded.record.data.clone());
-    let data_dir = data_dir.clone().or_else(|| if data.is_none() { loaded.record.data_dir.clone() } else { None });
+    let data_dir = on.data_dir.clone().or_else(|| if data.is_none() { loaded.record.data_dir.clone() } else { None });
     let set = open(&name, data_dir.as_deref())?;
     let d: usize = set.input.iter().product();
     if d != loaded.record.n_features {
         return Err(format!(
             "{}: the model was fitted on {} features but {} has {d} per example (a model for another data set?)",
-            dir.display(),
+            on.model.display(),
             loaded.record.n_features,
             set.name
         )
@@ -858,12 +846,13 @@ fn split_name(split: SplitArg) -> &'static str {
 
 /// `jizen ml eval`.
 pub fn eval(a: &EvalArgs) -> Result<()> {
-    let loaded = load_dir(&a.model)?;
-    let (data, Rows { x, y }) = rows_for(&loaded, &a.model, &a.data, &a.data_dir, a.split, a.limit)?;
-    let which = split_name(a.split);
+    let on = &a.on;
+    let loaded = load_dir(&on.model)?;
+    let (data, Rows { x, y }) = rows_for(&loaded, on)?;
+    let which = split_name(on.split);
     println!(
         "{} ({}) on {} ({which} split, {} examples)",
-        a.model.display(),
+        on.model.display(),
         loaded.record.algo.name(),
         data.name,
         x.nrows()
@@ -874,7 +863,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
         println!("mean log-likelihood {ll:.4}\nBIC {bic:.1}\nAIC {aic:.1}");
         println!("({} components, {} free parameters)", m.weights().len(), m.n_parameters());
         json!({
-            "model": a.model, "algo": "gmm", "data": data.name, "split": which, "examples": x.nrows(),
+            "model": on.model, "algo": "gmm", "data": data.name, "split": which, "examples": x.nrows(),
             "mean_log_likelihood": ll, "bic": bic, "aic": aic,
             "n_components": m.weights().len(), "n_parameters": m.n_parameters(),
         })
@@ -916,7 +905,7 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
             })
             .collect();
         json!({
-            "model": a.model, "algo": loaded.record.algo, "data": data.name, "split": which, "examples": x.nrows(),
+            "model": on.model, "algo": loaded.record.algo, "data": data.name, "split": which, "examples": x.nrows(),
             "accuracy": accuracy,
             "macro": { "precision": p, "recall": rc, "f1": f1 },
             "per_class": per_class,
@@ -932,8 +921,8 @@ pub fn eval(a: &EvalArgs) -> Result<()> {
 
 /// `jizen ml predict`.
 pub fn predict(a: &PredictArgs) -> Result<()> {
-    let loaded = load_dir(&a.model)?;
-    let (_, Rows { x, y }) = rows_for(&loaded, &a.model, &a.data, &a.data_dir, a.split, a.limit)?;
+    let loaded = load_dir(&a.on.model)?;
+    let (_, Rows { x, y }) = rows_for(&loaded, &a.on)?;
     let pred = loaded.model.predict(&x)?;
     let proba = loaded.model.proba(&x)?;
     let gmm = matches!(loaded.model, Fitted::Gmm(_));

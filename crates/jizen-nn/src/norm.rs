@@ -21,22 +21,10 @@ fn per_channel(v: &Tensor, rank: usize) -> Result<Tensor> {
     v.reshape(&shape)
 }
 
-/// Batch norm with batch statistics (training mode) over `x` `[N, C, ...]`: returns
-/// `(y, mean, var)` with the per-channel `mean` `[C]` and **biased** variance `var` `[C]` of the
-/// batch (the caller updates running estimates from them). `weight` and `bias` are `[C]`.
-///
-/// One fused primitive of the engine ([`jizen_tensor::batch_norm_train`]): the graph keeps the
-/// input, the output and two `[C]` vectors, not the composite's five activation-sized
-/// intermediates. Gradients flow from `y` to `x`, `weight` and `bias`; `mean` and `var` are
-/// computed outside autograd.
-pub fn batch_norm_train(
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    jizen_tensor::batch_norm_train(x, weight, bias, eps)
-}
+// Batch norm with batch statistics (training mode) is one fused primitive of the engine: the
+// graph keeps the input, the output and two `[C]` vectors, not a composite's five
+// activation-sized intermediates.
+pub use jizen_tensor::batch_norm_train;
 
 /// Batch norm with given statistics (evaluation mode): `(x - mean) / sqrt(var + eps) * weight
 /// + bias`, per channel of `x` `[N, C, ...]`.

@@ -25,7 +25,7 @@
 //! x̂ᵢx̂ⱼ/M)`, which contracted with `w·g` gives the last line.) Without `create_graph` this is a
 //! fused kernel (one pass for the two sums, one to write); with it, the same formula in tensor
 //! operations of `x`, `w` and `g`, recomputing `μ` and `r` from `x`, so that the gradient can be
-//! differentiated again. `tests/fused.rs` checks both against the composite.
+//! differentiated again. `tests/batch_norm.rs` checks both against the composite.
 
 use rayon::prelude::*;
 
