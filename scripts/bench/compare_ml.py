@@ -34,9 +34,9 @@ What it does:
 Threads (also printed above the table, with the other settings that differ): scikit-learn runs with --threads (default 2) OpenMP /
 BLAS threads (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and threadpoolctl), with
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset as in compare_workloads.py so that NumPy uses its best
-kernels. jizen-ml gets JIZEN_THREADS=--threads, which it uses only where work splits into
-independent rows (k-d tree queries); the rest, faer's products included (faer is built without its
-rayon feature), runs on one thread.
+kernels. jizen-ml gets JIZEN_THREADS=--threads for its k-d tree queries; faer's products and
+factorisations run on rayon's global pool (every core unless RAYON_NUM_THREADS says otherwise);
+the solvers' own loops run on one thread.
 
 The settings of both sides are in the docstring of sklearn_timing.py. The scikit-learn python:
 --python, else $JIZEN_REF_PYTHON, else /root/venvs/ref/bin/python when it exists, else
@@ -69,8 +69,8 @@ ACCURACY_TOLERANCE = 0.005  # half a point
 # --max-other-cpu cores on average and more than this many CPU seconds in all.
 MIN_OTHER_CPU_S = 3 / os.sysconf("SC_CLK_TCK")
 NOTES = [
-    "jizen-ml: JIZEN_THREADS=--threads for k-d tree queries, one thread elsewhere (faer without rayon); "
-    "scikit-learn on --threads",
+    "jizen-ml: JIZEN_THREADS=--threads for k-d tree queries, faer on rayon's global pool, solver loops "
+    "on one thread; scikit-learn on --threads",
     "linear-svm: scikit-learn is given LinearSVC(dual=True); its default dual='auto' would solve "
     "the primal here, jizen has only the dual coordinate descent",
     "pca-rand*: scikit-learn is given power_iteration_normalizer='QR' (jizen's QR after every "

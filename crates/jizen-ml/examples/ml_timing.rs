@@ -27,10 +27,10 @@
 //!   (full-SVD PCA fit on the training part, outside the timings). The gzip'd IDX files are read
 //!   through the `gzip` program (this crate has no gzip decoder).
 //!
-//! Threads: jizen-ml splits work over `JIZEN_THREADS` threads only where it divides into
-//! independent rows (k-d tree queries); everything else, faer's products included (faer is built
-//! without its `rayon` feature), runs on one thread. "threads" in the JSON is
-//! `jizen_ml::num_threads()`. scikit-learn's side runs with 2.
+//! Threads: k-d tree queries split over `JIZEN_THREADS` threads ("threads" in the JSON is
+//! `jizen_ml::num_threads()`); faer's products and factorisations run on rayon's global pool
+//! (`RAYON_NUM_THREADS`, else every core: 2 here); the solvers' own loops (SMO, coordinate
+//! descent, L-BFGS steps) run on one thread. scikit-learn's side runs with 2.
 
 use std::path::Path;
 use std::process::Command;
