@@ -162,3 +162,19 @@ def spread(xs, fmt="9.3f"):
         return "-", None
     m = statistics.median(xs)
     return f"{m:{fmt}} [{min(xs):.3f}-{max(xs):.3f}]", m
+
+
+def fmt(x):
+    """A time or rate with three significant-ish digits; '-' for None."""
+    if x is None:
+        return "-"
+    a = abs(x)
+    return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 10 else f"{x:.3f}"
+
+
+def cell(xs):
+    """('median [min-max]', median) of per-round values, or ('-', None) when empty."""
+    if not xs:
+        return "-", None
+    m = statistics.median(xs)
+    return (f"{fmt(m)} [{fmt(min(xs))}-{fmt(max(xs))}]" if len(xs) > 1 else fmt(m)), m

@@ -51,7 +51,6 @@ import copy
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,7 +58,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402  (scripts/bench/benchlib.py: waiting, CPU accounting, python discovery)
-from benchlib import REPO  # noqa: E402
+from benchlib import REPO, cell, fmt  # noqa: E402
 
 PROG = "compare_ml.py"
 SKLEARN_SCRIPT = REPO / "scripts" / "bench" / "sklearn_timing.py"
@@ -187,19 +186,6 @@ def run_case(side, name, exe, python, args, env, no_wait):
 
 # ------------------------------------------------------------------------- report
 
-def fmt(x):
-    if x is None:
-        return "-"
-    a = abs(x)
-    return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 10 else f"{x:.3f}"
-
-
-def cell(xs):
-    """'median [min-max]' of per-round values, and the median."""
-    if not xs:
-        return "-", None
-    m = statistics.median(xs)
-    return (f"{fmt(m)} [{fmt(min(xs))}-{fmt(max(xs))}]" if len(xs) > 1 else fmt(m)), m
 
 
 def fmt_quality(q, kind):

@@ -66,7 +66,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402  (scripts/bench/benchlib.py: waiting, CPU accounting, python discovery)
-from benchlib import REPO, spread  # noqa: E402
+from benchlib import REPO, cell, fmt  # noqa: E402
 
 PROG = "compare_workloads.py"
 TORCH_SCRIPT = REPO / "scripts" / "bench" / "torch_workloads.py"
@@ -209,19 +209,6 @@ def run_torch(python, w, args):
 
 # ------------------------------------------------------------------------- report
 
-def fmt(x):
-    if x is None:
-        return "-"
-    a = abs(x)
-    return f"{x:.0f}" if a >= 1000 else f"{x:.1f}" if a >= 100 else f"{x:.2f}" if a >= 10 else f"{x:.3f}"
-
-
-def cell(xs):
-    """'median [min-max]' of a list of per-round medians."""
-    if not xs:
-        return "-", None
-    _, m = spread(xs)
-    return (f"{fmt(m)} [{fmt(min(xs))}-{fmt(max(xs))}]" if len(xs) > 1 else fmt(m)), m
 
 
 def summarize(rounds, args):
