@@ -30,7 +30,7 @@ use crate::error::{MlError, Result};
 use crate::fista::{minimize_l1, FistaConfig};
 use crate::lbfgs::{minimize, LbfgsConfig};
 use crate::metrics::accuracy;
-use crate::persist::{check_classes, Persist, SavedState};
+use crate::persist::{LinearState, Persist, SavedState};
 use crate::split::SplitMix64;
 
 /// The penalty on the weights (never on the intercept).
@@ -505,30 +505,12 @@ impl Persist for LogisticRegression {
     const KIND: &'static str = "LogisticRegression";
 
     fn to_state(&self) -> SavedState {
-        let mut s = SavedState::new();
-        s.put_matrix("coef", &self.coef);
-        s.put_vector("intercept", &self.intercept);
-        s.put("classes", &self.classes);
-        s.put("n_iter", &self.n_iter);
-        s.put("converged", &self.converged);
-        s
+        LinearState::save(&self.coef, &self.intercept, &self.classes, self.n_iter, self.converged)
     }
 
     fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
-        let classes: Vec<usize> = s.get("classes")?;
-        check_classes(&classes)?;
-        let coef = s.matrix("coef")?;
-        let rows = if classes.len() == 2 { 1 } else { classes.len() };
-        if coef.nrows() != rows || coef.ncols() == 0 {
-            return Err(format!("coef is [{}, {}] for {} classes", coef.nrows(), coef.ncols(), classes.len()));
-        }
-        Ok(LogisticRegression {
-            intercept: s.vector_of("intercept", rows)?,
-            n_iter: s.get("n_iter")?,
-            converged: s.get("converged")?,
-            classes,
-            coef,
-        })
+        let LinearState { coef, intercept, classes, n_iter, converged } = LinearState::from_state(s)?;
+        Ok(LogisticRegression { coef, intercept, classes, n_iter, converged })
     }
 }
 

@@ -165,6 +165,55 @@ pub(crate) fn check_classes(classes: &[usize]) -> std::result::Result<(), String
     Ok(())
 }
 
+/// The saved state of a linear classifier (logistic regression, linear SVM): one weight row per
+/// class (a single row for two classes), an intercept per row, the class labels and the solver's
+/// iteration count and convergence.
+pub(crate) struct LinearState {
+    pub coef: Matrix,
+    pub intercept: Vec<f64>,
+    pub classes: Vec<usize>,
+    pub n_iter: usize,
+    pub converged: bool,
+}
+
+impl LinearState {
+    /// The state of a fitted linear classifier, read from its fields.
+    pub(crate) fn save(
+        coef: &Matrix,
+        intercept: &[f64],
+        classes: &[usize],
+        n_iter: usize,
+        converged: bool,
+    ) -> SavedState {
+        let mut s = SavedState::new();
+        s.put_matrix("coef", coef);
+        s.put_vector("intercept", intercept);
+        s.put("classes", &classes);
+        s.put("n_iter", &n_iter);
+        s.put("converged", &converged);
+        s
+    }
+
+    /// Reads and checks the state: increasing labels, `[rows, features]` weights with one row
+    /// for two classes and one per class otherwise, an intercept per row.
+    pub(crate) fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
+        let classes: Vec<usize> = s.get("classes")?;
+        check_classes(&classes)?;
+        let coef = s.matrix("coef")?;
+        let rows = if classes.len() == 2 { 1 } else { classes.len() };
+        if coef.nrows() != rows || coef.ncols() == 0 {
+            return Err(format!("coef is [{}, {}] for {} classes", coef.nrows(), coef.ncols(), classes.len()));
+        }
+        Ok(LinearState {
+            intercept: s.vector_of("intercept", rows)?,
+            n_iter: s.get("n_iter")?,
+            converged: s.get("converged")?,
+            classes,
+            coef,
+        })
+    }
+}
+
 /// An f64 tensor borrowed for serialisation.
 struct F64View<'a> {
     shape: &'a [usize],

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{check_features, check_labels, check_n_features, encode_classes, Matrix};
 use crate::error::{MlError, Result};
 use crate::metrics::accuracy;
-use crate::persist::{check_classes, Persist, SavedState};
+use crate::persist::{LinearState, Persist, SavedState};
 use crate::svm::kernel::dot;
 
 /// The loss on the margin of a [`LinearSvc`].
@@ -298,30 +298,12 @@ impl Persist for LinearSvc {
     const KIND: &'static str = "LinearSvc";
 
     fn to_state(&self) -> SavedState {
-        let mut s = SavedState::new();
-        s.put_matrix("coef", &self.coef);
-        s.put_vector("intercept", &self.intercept);
-        s.put("classes", &self.classes);
-        s.put("n_iter", &self.n_iter);
-        s.put("converged", &self.converged);
-        s
+        LinearState::save(&self.coef, &self.intercept, &self.classes, self.n_iter, self.converged)
     }
 
     fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
-        let classes: Vec<usize> = s.get("classes")?;
-        check_classes(&classes)?;
-        let coef = s.matrix("coef")?;
-        let rows = if classes.len() == 2 { 1 } else { classes.len() };
-        if coef.nrows() != rows || coef.ncols() == 0 {
-            return Err(format!("coef is [{}, {}] for {} classes", coef.nrows(), coef.ncols(), classes.len()));
-        }
-        Ok(LinearSvc {
-            intercept: s.vector_of("intercept", rows)?,
-            n_iter: s.get("n_iter")?,
-            converged: s.get("converged")?,
-            classes,
-            coef,
-        })
+        let LinearState { coef, intercept, classes, n_iter, converged } = LinearState::from_state(s)?;
+        Ok(LinearSvc { coef, intercept, classes, n_iter, converged })
     }
 }
 
