@@ -21,7 +21,10 @@ enum LmCommand {
     /// Train a language model with truncated BPTT, clipping and learning-rate decay.
     #[command(after_help = "Examples:\n  jizen lm train --data ptb --config small --out runs/lm-small\n  \
         jizen lm train --data ptb --config medium --out runs/lm-medium      # hours on 2 cores\n  \
-        jizen lm train --data tinyshakespeare --config small --epochs 5 --out runs/shakespeare\n\n\
+        jizen lm train --data tinyshakespeare --config small --epochs 5 --out runs/shakespeare\n  \
+        jizen lm train --data ptb --resume --out runs/lm-medium            # continue after the last epoch\n\n\
+        A checkpoint is written after every epoch; --resume continues a stopped run from it with its\n\
+        own settings (--epochs may extend it) and ends as an uninterrupted run would.\n\
         Data: ptb (words), ptb-char (characters), tinyshakespeare (characters), from --data-dir,\n\
         else $JIZEN_DATA/<set>. The configurations are Zaremba et al. (2014)'s small, medium, large.")]
     Train {
@@ -41,6 +44,9 @@ enum LmCommand {
         tie: bool,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Continue the run in --out after its last finished epoch, with its saved settings.
+        #[arg(long, conflicts_with_all = ["config", "tie", "seed"])]
+        resume: bool,
         #[arg(long, default_value = "runs/lm")]
         out: PathBuf,
     },
@@ -160,21 +166,56 @@ fn load_vocab(path: &Path) -> Result<Vocab> {
     Ok(vocab)
 }
 
+/// The model, settings and progress of the stopped run in `out`, checked against the vocabulary
+/// of the data it is to continue on.
+fn resume_run(out: &Path, vocab: &Vocab) -> Result<(LanguageModel, lm::LmTrainConfig, lm::LmProgress)> {
+    let path = lm::checkpoint_path(out);
+    if !path.is_file() {
+        return Err(format!(
+            "--resume: {} does not exist\n  hint: --out must name the directory of an earlier jizen lm train",
+            path.display()
+        )
+        .into());
+    }
+    let run = lm::load_run(&path)?;
+    let train = run
+        .train
+        .ok_or_else(|| format!("--resume: {} holds weights only (written before runs could resume)", path.display()))?;
+    let saved = load_vocab(&out.join("vocab.json"))?;
+    if saved.tokens() != vocab.tokens() {
+        return Err(format!(
+            "--resume: the vocabulary of {} ({} tokens) is not the one this data gives ({} tokens): another corpus?",
+            out.display(),
+            saved.len(),
+            vocab.len()
+        )
+        .into());
+    }
+    Ok((run.model, train, run.progress))
+}
+
 /// `jizen lm`.
 pub fn run(a: &LmArgs) -> Result<()> {
     match &a.command {
-        LmCommand::Train { data, data_dir, config, epochs, tie, seed, out } => {
+        LmCommand::Train { data, data_dir, config, epochs, tie, seed, resume, out } => {
             let c = corpus(data, data_dir.as_deref())?;
             let [train, valid, test] = splits(data, &c)?;
             let vocab = Vocab::build(&train);
-            let (mut model_cfg, mut train_cfg) = lm::preset(config, vocab.len())?;
-            model_cfg.tie_weights = *tie;
-            train_cfg.seed = *seed;
+            let (model, mut train_cfg, progress) = if *resume {
+                resume_run(out, &vocab)?
+            } else {
+                let (mut model_cfg, mut train_cfg) = lm::preset(config, vocab.len())?;
+                model_cfg.tie_weights = *tie;
+                train_cfg.seed = *seed;
+                let model = LanguageModel::new(model_cfg, jizen_tensor::DType::F32, train_cfg.seed)?;
+                (model, train_cfg, lm::LmProgress::default())
+            };
             if let Some(e) = epochs {
                 train_cfg.epochs = *e;
             }
+            let model_cfg = &model.config;
             println!(
-                "jizen lm train: {data} ({} training tokens, vocabulary {}), {config} configuration: {} layers of {}, \
+                "jizen lm train: {data} ({} training tokens, vocabulary {}), {} layers of {}, \
                  dropout {}, batch {}, {} steps unrolled, lr {} (x{} per epoch after {}), clip {}, {} epochs, {} threads",
                 train.len(),
                 vocab.len(),
@@ -190,17 +231,26 @@ pub fn run(a: &LmArgs) -> Result<()> {
                 train_cfg.epochs,
                 jizen_tensor::num_threads()
             );
+            if let Some(last) = progress.history.last() {
+                println!(
+                    "  resuming {} after epoch {} (valid perplexity {:.2}, {} windows, {:.0} s so far)",
+                    out.display(),
+                    last.epoch,
+                    last.valid_ppl,
+                    progress.step,
+                    last.elapsed_s
+                );
+            }
             let ids = [encode(&vocab, &train, "train"), encode(&vocab, &valid, "valid"), encode(&vocab, &test, "test")];
             let (b, s) = (train_cfg.batch, train_cfg.steps);
             let (tb, vb, sb) = (batches(&ids[0], b, s)?, batches(&ids[1], b, s)?, batches(&ids[2], b, s)?);
-            let model = LanguageModel::new(model_cfg, jizen_tensor::DType::F32, train_cfg.seed)?;
             std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
             save_vocab(&vocab, &out.join("vocab.json"))?;
-            let history = lm::train(&model, &train_cfg, &tb, &vb, out, &mut |line| println!("  {line}"))?;
+            let history = lm::train(&model, &train_cfg, progress, &tb, &vb, out, &mut |line| println!("  {line}"))?;
             let test_ppl = lm::perplexity(&model, &sb)?;
             let valid_ppl = history.last().map_or(f64::NAN, |e| e.valid_ppl);
             let report = serde_json::json!({
-                "data": data, "config": config, "model": model.config, "train": train_cfg,
+                "data": data, "model": model.config, "train": train_cfg,
                 "epochs": history, "valid_perplexity": valid_ppl, "test_perplexity": test_ppl,
             });
             std::fs::write(out.join("lm.json"), serde_json::to_string_pretty(&report)?)?;

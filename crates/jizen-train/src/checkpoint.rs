@@ -141,14 +141,10 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Captures `model` (parameters, buffers, generators) and, if given, the optimizer state.
     pub fn capture(model: &dyn Module, optimizer: Option<&dyn Optimizer>, meta: CheckpointMeta) -> Checkpoint {
-        let mut rngs = BTreeMap::new();
-        model.visit_rngs("", &mut |name, rng| {
-            rngs.insert(name, rng.lock().unwrap_or_else(|e| e.into_inner()).state());
-        });
         Checkpoint {
             model: jizen_nn::state_dict(model),
             optimizer: optimizer.map(|o| o.state_dict()).unwrap_or_default(),
-            rngs,
+            rngs: rng_states(model),
             meta: Some(meta),
         }
     }
@@ -161,10 +157,7 @@ impl Checkpoint {
             return Err(Error::Msg(format!("model key {:?} contains '/', which checkpoints reserve", bad.0)));
         }
         named.extend(self.optimizer.iter().map(|(k, t)| (format!("{OPTIMIZER}{k}"), t.clone())));
-        for (k, s) in &self.rngs {
-            let words: Vec<i64> = s.iter().map(|&w| w as i64).collect();
-            named.push((format!("{RNG}{k}"), Tensor::from_vec(words, &[4])?));
-        }
+        named.extend(rng_tensors(&self.rngs)?);
         let mut metadata = HashMap::new();
         if let Some(meta) = &self.meta {
             metadata.insert(META_KEY.to_string(), serde_json::to_string(meta).map_err(|e| Error::Msg(e.to_string()))?);
@@ -192,18 +185,14 @@ impl Checkpoint {
                 ))
             })?),
         };
-        let mut ck = Checkpoint { meta, ..Default::default() };
+        let mut tensors = tensors;
+        let rngs = take_rngs(&mut tensors, path)?;
+        let mut ck = Checkpoint { meta, rngs, ..Default::default() };
         for (k, t) in tensors {
-            if let Some(key) = k.strip_prefix(OPTIMIZER) {
-                ck.optimizer.insert(key.to_string(), t);
-            } else if let Some(key) = k.strip_prefix(RNG) {
-                let words = t.to_vec::<i64>().ok().filter(|w| w.len() == 4 && t.dtype() == DType::I64);
-                let words = words
-                    .ok_or_else(|| Error::Msg(format!("{}: {k} is not a generator state (i64 [4])", path.display())))?;
-                ck.rngs.insert(key.to_string(), [words[0] as u64, words[1] as u64, words[2] as u64, words[3] as u64]);
-            } else {
-                ck.model.insert(k, t);
-            }
+            match k.strip_prefix(OPTIMIZER) {
+                Some(key) => ck.optimizer.insert(key.to_string(), t),
+                None => ck.model.insert(k, t),
+            };
         }
         Ok(ck)
     }
@@ -214,11 +203,7 @@ impl Checkpoint {
     pub fn restore_model(&self, model: &dyn Module, strict: bool) -> Result<LoadReport> {
         let report = jizen_nn::load_state_dict(model, &self.model, strict)
             .map_err(|e| Error::Msg(format!("the checkpoint does not fit this model: {e}")))?;
-        model.visit_rngs("", &mut |name, rng| {
-            if let Some(s) = self.rngs.get(&name) {
-                *rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(*s);
-            }
-        });
+        restore_rngs(model, &self.rngs);
         Ok(report)
     }
 
@@ -231,6 +216,48 @@ impl Checkpoint {
             ))
         })
     }
+}
+
+/// The states of `model`'s generators (dropout masks) by module path.
+pub fn rng_states(model: &dyn Module) -> BTreeMap<String, [u64; 4]> {
+    let mut rngs = BTreeMap::new();
+    model.visit_rngs("", &mut |name, rng| {
+        rngs.insert(name, rng.lock().unwrap_or_else(|e| e.into_inner()).state());
+    });
+    rngs
+}
+
+/// Sets each generator of `model` that `rngs` names to its saved state.
+pub fn restore_rngs(model: &dyn Module, rngs: &BTreeMap<String, [u64; 4]>) {
+    model.visit_rngs("", &mut |name, rng| {
+        if let Some(s) = rngs.get(&name) {
+            *rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::from_state(*s);
+        }
+    });
+}
+
+/// Generator states as the `rng/<module path>` i64 `[4]` tensors a checkpoint file holds.
+pub fn rng_tensors(rngs: &BTreeMap<String, [u64; 4]>) -> Result<Vec<(String, Tensor)>> {
+    let mut out = Vec::with_capacity(rngs.len());
+    for (k, s) in rngs {
+        let words: Vec<i64> = s.iter().map(|&w| w as i64).collect();
+        out.push((format!("{RNG}{k}"), Tensor::from_vec(words, &[4])?));
+    }
+    Ok(out)
+}
+
+/// Removes the `rng/…` entries from tensors read out of `path` and returns them as states.
+pub fn take_rngs(tensors: &mut BTreeMap<String, Tensor>, path: &Path) -> Result<BTreeMap<String, [u64; 4]>> {
+    let keys: Vec<String> = tensors.keys().filter(|k| k.starts_with(RNG)).cloned().collect();
+    let mut rngs = BTreeMap::new();
+    for k in keys {
+        let t = tensors.remove(&k).expect("key listed above");
+        let words = t.to_vec::<i64>().ok().filter(|w| w.len() == 4 && t.dtype() == DType::I64);
+        let w =
+            words.ok_or_else(|| Error::Msg(format!("{}: {k} is not a generator state (i64 [4])", path.display())))?;
+        rngs.insert(k[RNG.len()..].to_string(), [w[0] as u64, w[1] as u64, w[2] as u64, w[3] as u64]);
+    }
+    Ok(rngs)
 }
 
 /// The periodic checkpoint of step `step` in `dir`: `step-00000123.safetensors`.

@@ -195,7 +195,7 @@ pub fn perplexity(model: &LanguageModel, data: &LmBatches) -> Result<f64> {
 }
 
 /// What a training run measured per epoch.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LmEpoch {
     /// 1-based epoch.
     pub epoch: u64,
@@ -211,25 +211,61 @@ pub struct LmEpoch {
     pub elapsed_s: f64,
 }
 
+/// Where a run stands after its last finished epoch: what a resumed run continues from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LmProgress {
+    /// Windows (optimizer steps) trained so far.
+    pub step: u64,
+    /// One entry per finished epoch.
+    pub history: Vec<LmEpoch>,
+}
+
+/// A run as its checkpoint left it: the model (weights and dropout generators), how it trains
+/// and how far it got.
+pub struct LmRun {
+    /// The model after the last finished epoch.
+    pub model: LanguageModel,
+    /// The run's training settings (`None` for files written before runs could resume).
+    pub train: Option<LmTrainConfig>,
+    /// The epochs already done.
+    pub progress: LmProgress,
+}
+
+const META_MODEL: &str = "jizen.lm";
+const META_TRAIN: &str = "jizen.lm.train";
+const META_PROGRESS: &str = "jizen.lm.progress";
+
+/// The checkpoint file of a run directory.
+pub fn checkpoint_path(out: &Path) -> std::path::PathBuf {
+    out.join("lm.safetensors")
+}
+
 /// Trains `model` on `train` with truncated BPTT, validating on `valid` after each epoch; writes
-/// `metrics.jsonl`/`.csv` (the gradient norm before clipping goes into every train record) and
-/// a checkpoint `lm.safetensors` of the latest epoch into `out`.
+/// `metrics.jsonl`/`.csv` (the gradient norm before clipping goes into every train record) and,
+/// after every epoch, the checkpoint `lm.safetensors` (weights, dropout generators, settings and
+/// progress, written atomically) into `out`.
+///
+/// `from` is [`LmProgress::default`] for a new run, or the progress of a run loaded with
+/// [`load_run`]: training continues with the next epoch, and since every epoch starts from a
+/// zero state and the windows come in a fixed order, the result equals an uninterrupted run's.
 pub fn train(
     model: &LanguageModel,
     cfg: &LmTrainConfig,
+    from: LmProgress,
     train: &LmBatches,
     valid: &LmBatches,
     out: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<Vec<LmEpoch>> {
     std::fs::create_dir_all(out).map_err(|e| Error::Io { path: out.to_path_buf(), source: e })?;
-    let metrics = MetricsLog::open(out, None)?;
+    let resumed = !from.history.is_empty();
+    let metrics = MetricsLog::open(out, resumed.then_some(from.step))?;
     let params = model.parameters();
     let mut opt = Sgd::new(params.clone(), SgdConfig { lr: cfg.lr, ..Default::default() });
-    let start = Instant::now();
-    let mut history = Vec::new();
-    let mut step = 0u64;
-    for epoch in 1..=cfg.epochs {
+    let earlier_s = from.history.last().map_or(0.0, |e| e.elapsed_s);
+    let start = Instant::now() - std::time::Duration::from_secs_f64(earlier_s);
+    let LmProgress { mut step, mut history } = from;
+    for epoch in history.len() as u64 + 1..=cfg.epochs {
         let lr = cfg.lr * cfg.decay.powi(epoch.saturating_sub(cfg.decay_after) as i32);
         opt.set_lr(lr);
         model.set_training(true);
@@ -310,33 +346,61 @@ pub fn train(
             "epoch {epoch}: lr {lr:.4}, train perplexity {:.2}, valid perplexity {valid_ppl:.2} ({:.0} s)",
             e.train_ppl, e.elapsed_s
         ));
-        let state = jizen_nn::state_dict(model);
-        let mut meta = std::collections::HashMap::new();
-        meta.insert(
-            "jizen.lm".to_string(),
-            serde_json::to_string(&model.config).map_err(|e| Error::Msg(e.to_string()))?,
-        );
-        jizen_tensor::safetensors::save(
-            state.iter().map(|(k, t)| (k.as_str(), t)),
-            Some(&meta),
-            out.join("lm.safetensors"),
-        )?;
         history.push(e);
+        save_run(model, cfg, &LmProgress { step, history: history.clone() }, &checkpoint_path(out))?;
     }
     crate::curves::write(out)?;
     Ok(history)
 }
 
+/// Writes the weights, the dropout generators, the settings and the progress atomically.
+fn save_run(model: &LanguageModel, cfg: &LmTrainConfig, progress: &LmProgress, path: &Path) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> = jizen_nn::state_dict(model).into_iter().collect();
+    tensors.extend(crate::checkpoint::rng_tensors(&crate::checkpoint::rng_states(model))?);
+    let meta = std::collections::HashMap::from([
+        (META_MODEL.to_string(), to_json(&model.config)?),
+        (META_TRAIN.to_string(), to_json(cfg)?),
+        (META_PROGRESS.to_string(), to_json(progress)?),
+    ]);
+    jizen_tensor::safetensors::save(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(&meta), path)?;
+    Ok(())
+}
+
+/// The metadata entry `key` read as JSON, if present.
+fn meta_json<T: serde::de::DeserializeOwned>(
+    meta: &std::collections::HashMap<String, String>,
+    key: &str,
+    path: &Path,
+) -> Result<Option<T>> {
+    meta.get(key)
+        .map(|json| serde_json::from_str(json))
+        .transpose()
+        .map_err(|e| Error::Msg(format!("{}: the {key} metadata is not valid ({e})", path.display())))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Msg(e.to_string()))
+}
+
 /// Loads a model saved by [`train`].
 pub fn load(path: &Path) -> Result<LanguageModel> {
-    let (tensors, meta) = jizen_tensor::safetensors::load_with_metadata(path)?;
-    let config: LmConfig = meta
-        .get("jizen.lm")
-        .and_then(|j| serde_json::from_str(j).ok())
+    load_run(path).map(|run| run.model)
+}
+
+/// Loads a run saved by [`train`]: the model with its dropout generators, and the settings and
+/// progress a resumed run continues with.
+pub fn load_run(path: &Path) -> Result<LmRun> {
+    let (mut tensors, meta) = jizen_tensor::safetensors::load_with_metadata(path)?;
+    let config: LmConfig = meta_json(&meta, META_MODEL, path)?
         .ok_or_else(|| Error::Msg(format!("{}: not a jizen language model (no jizen.lm metadata)", path.display())))?;
+    let train = meta_json(&meta, META_TRAIN, path)?;
+    let progress = meta_json(&meta, META_PROGRESS, path)?.unwrap_or_default();
+    let rngs = crate::checkpoint::take_rngs(&mut tensors, path)?;
     let model = LanguageModel::new(config, DType::F32, 0)?;
-    jizen_nn::load_state_dict(&model, &tensors, true)?;
-    Ok(model)
+    jizen_nn::load_state_dict(&model, &tensors, true)
+        .map_err(|e| Error::Msg(format!("{}: does not fit its own configuration: {e}", path.display())))?;
+    crate::checkpoint::restore_rngs(&model, &rngs);
+    Ok(LmRun { model, train, progress })
 }
 
 /// Generates `n` tokens after `prompt` (ids), sampling from the softmax at `temperature`,
