@@ -123,14 +123,29 @@ fn accumulate(map: &mut HashMap<TensorId, Tensor>, id: TensorId, g: Tensor) -> R
     Ok(())
 }
 
+/// Of `order` (inputs first), the nodes from which a tensor of `wanted` can be reached: the
+/// only ones whose backward rules contribute to the gradients of `wanted`.
+fn leading_to(order: &[Tensor], wanted: &HashSet<TensorId>) -> HashSet<TensorId> {
+    let mut reach = HashSet::new();
+    for t in order {
+        let via_input = || t.op().is_some_and(|op| op.inputs().iter().any(|x| reach.contains(&x.id())));
+        if wanted.contains(&t.id()) || via_input() {
+            reach.insert(t.id());
+        }
+    }
+    reach
+}
+
 /// The core of the backward pass: propagates `seed` (the gradient of `root`) to every tensor in
-/// the graph and returns the gradients of the tensors `keep` selects.
+/// the graph and returns the gradients of the tensors `keep` selects. With `only_towards`, the
+/// backward rules of nodes that lead to none of those tensors are skipped.
 fn run_backward(
     root: &Tensor,
     seed: Tensor,
     create_graph: bool,
     accumulate_into_variables: bool,
     keep: &dyn Fn(&Tensor) -> bool,
+    only_towards: Option<&HashSet<TensorId>>,
 ) -> Result<Gradients> {
     if !root.requires_grad() {
         return Err(Error::Autograd(format!(
@@ -148,6 +163,7 @@ fn run_backward(
     }
     let _mode = GradModeGuard::set(create_graph);
     let order = topological_order(root);
+    let useful = only_towards.map(|wanted| leading_to(&order, wanted));
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
     let mut out = Gradients::default();
@@ -155,7 +171,8 @@ fn run_backward(
         let Some(g) = grads.remove(&node.id()) else {
             continue;
         };
-        if let Some(op) = node.op() {
+        let needed = useful.as_ref().is_none_or(|u| u.contains(&node.id()));
+        if let Some(op) = node.op().filter(|_| needed) {
             let input_grads =
                 backward_op(op, node, &g).map_err(|e| Error::Autograd(format!("backward of {}: {e}", op.name())))?;
             for (x, gx) in op.inputs().into_iter().zip(input_grads) {
@@ -213,6 +230,7 @@ fn backward_op(op: &Op, out: &Tensor, g: &Tensor) -> Result<Vec<Option<Tensor>>>
         Op::SoftmaxCrossEntropy { logits, targets, smoothing, stats } => {
             Ok(vec![Some(cross_entropy::backward(logits, targets, *smoothing, stats, g)?)])
         }
+        Op::LstmSequence { .. } => lstm::backward(op, out, g),
     }
 }
 
@@ -235,7 +253,7 @@ impl Tensor {
     /// gradients can be differentiated again.
     pub fn backward_with(&self, grad: &Tensor, create_graph: bool) -> Result<Gradients> {
         let seed = if create_graph { grad.clone() } else { grad.detach() };
-        run_backward(self, seed, create_graph, true, &|t| t.is_variable())
+        run_backward(self, seed, create_graph, true, &|t| t.is_variable(), None)
     }
 }
 
@@ -256,7 +274,7 @@ pub fn grad(
         }
     };
     let wanted: HashSet<TensorId> = inputs.iter().map(|t| t.id()).collect();
-    let mut grads = run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()))?;
+    let mut grads = run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()), Some(&wanted))?;
     Ok(inputs.iter().map(|t| grads.remove(t)).collect())
 }
 
@@ -294,6 +312,12 @@ pub fn graph_memory(root: &Tensor) -> GraphMemory {
         }
         if let Some(op) = t.op() {
             out.ops += 1;
+            for kept in op.saved() {
+                let (storage, bytes) = kept.storage_identity();
+                if seen_storage.insert(storage) {
+                    out.activation_bytes += bytes;
+                }
+            }
             stack.extend(op.inputs().into_iter().cloned());
         }
     }

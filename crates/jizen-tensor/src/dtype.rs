@@ -76,7 +76,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $d:expr, $exp:expr) => {
+    ($t:ty, $d:expr, $exp:expr, $tanh:expr) => {
         impl Element for $t {
             const DTYPE: DType = $d;
             #[inline(always)]
@@ -117,7 +117,7 @@ macro_rules! float_impl {
             }
             #[inline(always)]
             fn tanh(self) -> Self {
-                <$t>::tanh(self)
+                $tanh(self)
             }
             #[inline(always)]
             fn erf(self) -> Self {
@@ -151,8 +151,8 @@ macro_rules! float_impl {
         }
     };
 }
-float_impl!(f32, DType::F32, crate::fastmath::exp_f32);
-float_impl!(f64, DType::F64, f64::exp);
+float_impl!(f32, DType::F32, crate::fastmath::exp_f32, crate::fastmath::tanh_f32);
+float_impl!(f64, DType::F64, f64::exp, f64::tanh);
 
 impl Element for i64 {
     const DTYPE: DType = DType::I64;

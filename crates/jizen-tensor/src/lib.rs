@@ -43,6 +43,7 @@ pub use functional::{
 pub use layout::Layout;
 pub use op::Op;
 pub use ops::conv::ConvOptions;
+pub use ops::lstm::lstm_sequence_composite;
 pub use ops::norm::batch_norm_train;
 pub use parallel::num_threads;
 pub use rng::Rng;

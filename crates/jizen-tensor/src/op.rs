@@ -122,6 +122,17 @@ pub enum Op {
         smoothing: f64,
         stats: Tensor,
     },
+    /// A whole LSTM layer over a sequence (`ops/lstm.rs`): from the input projections `gx`
+    /// `[T, N, 4H]`, the recurrent weight `w_hh` `[4H, H]` and optional initial states `[N, H]`,
+    /// every step's `h` and `c` as `[2, T, N, H]`: a fused kernel for the per-step composite,
+    /// tested against it. `gates` keeps the activated gates, feature-major `[4H, T·N]` (a constant).
+    LstmSequence {
+        gx: Tensor,
+        w_hh: Tensor,
+        h0: Option<Tensor>,
+        c0: Option<Tensor>,
+        gates: Tensor,
+    },
 }
 
 impl Op {
@@ -152,6 +163,9 @@ impl Op {
             }
             Op::BatchNorm { x, weight, bias, .. } => {
                 [Some(x), weight.as_ref(), bias.as_ref()].into_iter().flatten().collect()
+            }
+            Op::LstmSequence { gx, w_hh, h0, c0, .. } => {
+                [Some(gx), Some(w_hh), h0.as_ref(), c0.as_ref()].into_iter().flatten().collect()
             }
             Op::IndexAdd(base, _, _, src) | Op::ScatterAdd(base, _, _, src) => vec![base, src],
             Op::Cat(xs, _) => xs.iter().collect(),
@@ -186,6 +200,18 @@ impl Op {
             Op::BatchNorm { .. } => "batch_norm".into(),
             Op::LogSoftmax(_) => "log_softmax".into(),
             Op::SoftmaxCrossEntropy { .. } => "cross_entropy".into(),
+            Op::LstmSequence { .. } => "lstm_sequence".into(),
+        }
+    }
+
+    /// Tensors the backward rule keeps besides the inputs (statistics, activated gates): they
+    /// live as long as the graph does.
+    pub fn saved(&self) -> Vec<&Tensor> {
+        match self {
+            Op::BatchNorm { mean, invstd, .. } => vec![mean, invstd],
+            Op::SoftmaxCrossEntropy { stats, .. } => vec![stats],
+            Op::LstmSequence { gates, .. } => vec![gates],
+            _ => Vec::new(),
         }
     }
 }

@@ -208,9 +208,9 @@ fn batch_norm_keeps_less_for_backward_than_the_composite() {
     let act = x.numel() * 4;
     let fused = graph_memory(&batch_norm_train(&x, Some(&w), Some(&b), EPS).unwrap().0);
     let comp = graph_memory(&composite(&x, Some(&w), Some(&b), EPS).0);
-    // The fused graph holds the output and its input x (plus x's scalar factor); the composite
-    // five more tensors of x's size.
-    assert!(fused.activation_bytes < 2 * act + 64, "{fused:?}");
+    // The fused graph holds the output and its input x (plus x's scalar factor and the saved
+    // [C] mean and 1/σ); the composite five more tensors of x's size.
+    assert!(fused.activation_bytes <= 2 * act + 4 + 2 * 8 * 4, "{fused:?}");
     assert!(comp.activation_bytes >= 5 * act, "{comp:?}");
 }
 

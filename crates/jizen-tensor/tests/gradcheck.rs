@@ -189,6 +189,21 @@ fn grad_linear() {
     check("linear transposed input", &[xt, w, b], |t| t[0].t()?.linear(&t[1], Some(&t[2])));
 }
 
+#[test]
+fn grad_lstm_sequence() {
+    let gx = away(&[4, 2, 12], 85, 1.0);
+    let w = away(&[12, 3], 86, 0.5);
+    let (h0, c0) = (away(&[2, 3], 87, 1.0), away(&[2, 3], 88, 1.0));
+    check("lstm_sequence from zero states", &[gx.clone(), w.clone()], |t| t[0].lstm_sequence(&t[1], None, None));
+    check("lstm_sequence from h0, c0", &[gx.clone(), w.clone(), h0.clone(), c0.clone()], |t| {
+        t[0].lstm_sequence(&t[1], Some(&t[2]), Some(&t[3]))
+    });
+    check("lstm_sequence from h0 only", &[gx.clone(), w.clone(), h0], |t| t[0].lstm_sequence(&t[1], Some(&t[2]), None));
+    check("lstm_sequence composite", &[gx, w, c0], |t| {
+        jizen_tensor::lstm_sequence_composite(&t[0], &t[1], None, Some(&t[2]))
+    });
+}
+
 // ------------------------------------------------------------------ movement
 
 #[test]

@@ -9,22 +9,22 @@
 //! and the `[layers, N, H]` states. A `torch.nn.LSTM` state dict therefore loads directly with
 //! [`crate::load_state_dict`].
 //!
-//! How a layer runs (the speed matters, and it is all composed from `jizen-tensor` ops, so the
-//! gradients come from autograd and are checked against finite differences):
+//! How a layer runs (the speed matters; every gradient comes from `jizen-tensor`'s autograd and
+//! is checked against finite differences):
 //!
 //! - the input-to-hidden projection of the whole sequence is one `linear` before the time loop,
 //!   `[T*N, in] x [in, G*H]`, its GEMM accumulating onto both biases where the formula allows;
-//! - each step then records one matmul `[N, H] x [H, G*H]` for all gates together, one add, and
-//!   the gate nonlinearities on the whole `[N, G*H]` gate tensor, read through `narrow` views.
-//!   A sigmoid is `(1 + tanh(x / 2)) / 2` (as `Tensor::sigmoid` computes it), so the halving is
-//!   folded into the weights once per call (the sigmoid gates' rows times 1/2), and one `tanh`
-//!   plus one affine map over the gate tensor gives all the gates of the LSTM at once;
-//! - each step reads its rows of the projection through two levels of `narrow` (chunks of
-//!   `⌈√T⌉` steps, then the step), because a narrow's gradient is materialised at the size of
-//!   what it narrows (see `stack::StepSlices`).
-//!
-//! Recorded ops per LSTM layer and step: 15 (the step's slice, matmul, add, tanh, the affine
-//! map's mul and add, four gate views, `f c + i g` in three, `tanh`, and the product with `o`).
+//! - an LSTM layer then runs the whole sequence as one primitive, `Tensor::lstm_sequence`: one
+//!   product `[N, H] x [H, 4H]` per step for all gates, the gates and the cell update in one
+//!   pass, and a backward pass that computes `W_hh`'s gradient as a single product over all
+//!   steps (see `jizen_tensor::ops::lstm`); a cell is the same primitive with one step;
+//! - the tanh RNN and the GRU are composed per step: one matmul for all gates, one add, and the
+//!   gate nonlinearities on the whole `[N, G*H]` gate tensor through `narrow` views. A sigmoid is
+//!   `(1 + tanh(x / 2)) / 2`, so the halving is folded into the weights once per call (the
+//!   sigmoid gates' rows times 1/2) and one `tanh` serves all gates; each step reads its rows
+//!   of the projection through two levels of `narrow` (chunks of `⌈√T⌉` steps, then the step),
+//!   because a narrow's gradient is materialised at the size of what it narrows (see
+//!   `stack::StepSlices`).
 
 mod cell;
 mod stack;
@@ -73,12 +73,12 @@ impl Kind {
         }
     }
 
-    /// Per gate block: 0.5 for a sigmoid gate (its pre-activation is halved so that one `tanh`
-    /// serves it), 1 for a tanh gate. `None` when there is no sigmoid gate.
+    /// Per gate block of a composed step: 0.5 for a sigmoid gate (its pre-activation is halved
+    /// so that one `tanh` serves it), 1 for a tanh gate. `None` when the weights are used as
+    /// they are (no sigmoid gate, or the LSTM's fused primitive).
     fn sigmoid_halves(self) -> Option<&'static [f64]> {
         match self {
-            Kind::Tanh => None,
-            Kind::Lstm => Some(&[0.5, 0.5, 1.0, 0.5]),
+            Kind::Tanh | Kind::Lstm => None,
             Kind::Gru => Some(&[0.5, 0.5, 1.0]),
         }
     }
@@ -307,15 +307,7 @@ impl Params {
             (_, Some(b), None) | (_, None, Some(b)) => (Some(scaled(b.clone())?), None),
             (_, None, None) => (None, None),
         };
-        // The affine map after the shared tanh: sigmoid = 0.5 * tanh(x / 2) + 0.5, tanh = tanh.
-        let (post_scale, post_shift) = match (self.kind, &halves) {
-            (Kind::Lstm, Some(s)) => {
-                let shift: Vec<f64> = [0.5, 0.5, 0.0, 0.5].iter().flat_map(|&v| std::iter::repeat_n(v, h)).collect();
-                (Some(s.clone()), Some(Tensor::from_f64(shift, &[g * h], self.dtype())?))
-            }
-            _ => (None, None),
-        };
-        Ok(Prepared { kind: self.kind, hidden: h, w_ih_t, w_hh_t, b_x, b_h, post_scale, post_shift })
+        Ok(Prepared { kind: self.kind, hidden: h, w_ih_t, w_hh_t, b_x, b_h })
     }
 
     /// Checks a state tensor: `[N, H]` of the layer's dtype.
@@ -348,9 +340,6 @@ pub(crate) struct Prepared {
     b_x: Option<Tensor>,
     /// `[G*H]`, added to the hidden projection (GRU only).
     b_h: Option<Tensor>,
-    /// LSTM: `[4H]` multiplier and shift taking `tanh` of the gate tensor to `(i, f, g, o)`.
-    post_scale: Option<Tensor>,
-    post_shift: Option<Tensor>,
 }
 
 /// The recurrent state of one layer during the loop (`None`: zero, not yet materialised).
@@ -362,6 +351,13 @@ pub(crate) struct LayerState {
 }
 
 impl Prepared {
+    /// An LSTM layer over `gx` `[T, N, 4H]` from `(h0, c0)`: every step's `h` and `c` as
+    /// `[2, T, N, H]` (the fused primitive; gates i, f, g, o unscaled).
+    pub(crate) fn lstm_sequence(&self, gx: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<Tensor> {
+        debug_assert_eq!(self.kind, Kind::Lstm);
+        gx.lstm_sequence(&self.w_hh_t.t()?, h0, c0) // w_hh_tᵀ: a view of weight_hh [4H, H]
+    }
+
     /// The input projection of many rows at once: `[rows, in] -> [rows, G*H]`, one GEMM.
     pub(crate) fn project_input(&self, x: &Tensor) -> Result<Tensor> {
         // One GEMM accumulating onto the bias; `w_ih_t.t()` is a view of the [G*H, in] layout
@@ -381,24 +377,10 @@ impl Prepared {
                 state.h = Some(pre.tanh()?);
             }
             Kind::Lstm => {
-                // [N, 4H], the i, f, o columns halved by the prepared weights.
-                let pre = match &state.h {
-                    Some(h) => h.matmul(&self.w_hh_t)?.add(gx)?,
-                    None => gx.clone(),
-                };
-                let (scale, shift) = (self.post_scale.as_ref(), self.post_shift.as_ref());
-                let (scale, shift) = scale.zip(shift).expect("LSTM weights are prepared with the gate map");
-                let act = pre.tanh()?.mul(scale)?.add(shift)?; // [N, 4H] = (i, f, g, o)
-                let i = act.narrow(1, 0, hs)?;
-                let f = act.narrow(1, hs, hs)?;
-                let g = act.narrow(1, 2 * hs, hs)?;
-                let o = act.narrow(1, 3 * hs, hs)?;
-                let c = match &state.c {
-                    Some(c) => f.mul(c)?.add(&i.mul(&g)?)?,
-                    None => i.mul(&g)?, // c0 = 0: the forget term vanishes
-                };
-                state.h = Some(o.mul(&c.tanh()?)?);
-                state.c = Some(c);
+                let n = gx.shape()[0];
+                let y = self.lstm_sequence(&gx.reshape(&[1, n, 4 * hs])?, state.h.as_ref(), state.c.as_ref())?;
+                let [h, c] = [0, 1].map(|k| y.narrow(0, k, 1)?.reshape(&[n, hs]));
+                (state.h, state.c) = (Some(h?), Some(c?));
             }
             Kind::Gru => {
                 let h = match &state.h {

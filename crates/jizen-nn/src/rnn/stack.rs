@@ -120,15 +120,26 @@ impl Stack {
         let mut final_c = Vec::with_capacity(self.layers.len());
         for (k, p) in self.layers.iter().enumerate() {
             let w = p.prepare()?;
-            let gx = StepSlices::new(w.project_input(&seq)?, t_len, n)?; // the whole sequence in one GEMM
-            let mut state = LayerState { h: h0[k].clone(), c: c0[k].clone() };
-            let mut outputs = Vec::with_capacity(t_len);
-            for t in 0..t_len {
-                w.step(&gx.step(t)?, &mut state)?;
-                outputs.push(state.h.clone().expect("a step sets h")); // [N, H]
-            }
-            let refs: Vec<&Tensor> = outputs.iter().collect();
-            seq = Tensor::cat(&refs, 0)?; // [T*N, H]
+            let projected = w.project_input(&seq)?; // the whole sequence in one GEMM, [T*N, G*H]
+            let state = if self.kind == Kind::Lstm {
+                // One primitive for the whole layer: [2, T, N, H] = every step's h, then c.
+                let y =
+                    w.lstm_sequence(&projected.reshape(&[t_len, n, 4 * hidden])?, h0[k].as_ref(), c0[k].as_ref())?;
+                seq = y.narrow(0, 0, 1)?.reshape(&[t_len * n, hidden])?; // contiguous view
+                let last = |part: usize| y.narrow(0, part, 1)?.narrow(1, t_len - 1, 1)?.reshape(&[n, hidden]);
+                LayerState { h: Some(last(0)?), c: Some(last(1)?) }
+            } else {
+                let gx = StepSlices::new(projected, t_len, n)?;
+                let mut state = LayerState { h: h0[k].clone(), c: c0[k].clone() };
+                let mut outputs = Vec::with_capacity(t_len);
+                for t in 0..t_len {
+                    w.step(&gx.step(t)?, &mut state)?;
+                    outputs.push(state.h.clone().expect("a step sets h")); // [N, H]
+                }
+                let refs: Vec<&Tensor> = outputs.iter().collect();
+                seq = Tensor::cat(&refs, 0)?; // [T*N, H]
+                state
+            };
             if drop && k + 1 < self.layers.len() {
                 let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
                 seq = seq.dropout(self.config.dropout, true, &mut rng)?;

@@ -65,7 +65,7 @@ impl ConvGeometry {
 /// # Safety
 /// Every pointer must cover the elements its strides reach; `dst` must not alias `a` or `b`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm<T: Float>(
+pub(crate) unsafe fn gemm<T: Float>(
     [m, n, k]: [usize; 3],
     (dst, dst_rs, dst_cs): (*mut T, usize, usize),
     acc: bool,

@@ -5,6 +5,7 @@ pub mod conv;
 pub mod conv_tiled;
 pub mod cross_entropy;
 pub mod index;
+pub mod lstm;
 pub mod matmul;
 pub mod movement;
 pub mod norm;

@@ -8,32 +8,38 @@ use crate::Tensor;
 
 use super::map1;
 
+/// A contiguous operand through `slice_fn` (compiled for the widest vectors the CPU has), split
+/// across threads when large; a strided one element by element with `f`.
+fn vectorised<T: Float + StorageElement>(
+    x: &[T],
+    l: &crate::Layout,
+    slice_fn: fn(&[T], &mut [T]),
+    f: impl Fn(T) -> T + Sync + Send,
+) -> Vec<T> {
+    let Some(r) = l.contiguous_range() else {
+        return map1(x, l, f);
+    };
+    let src = &x[r];
+    let mut out = crate::storage::buffer::<T>(src.len());
+    if crate::parallel::worth_parallel(src.len()) {
+        use rayon::prelude::*;
+        crate::parallel::pool()
+            .install(|| out.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(o, s)| slice_fn(s, o)));
+    } else {
+        slice_fn(src, &mut out);
+    }
+    out
+}
+
 fn kernel<T: Float + StorageElement>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
     match op {
         UnaryOp::Neg => map1(x, l, |v: T| -v),
-        UnaryOp::Exp => match l.contiguous_range() {
-            // The hot case (softmax, cross-entropy): a vectorised loop, split across threads.
-            Some(r) => {
-                let src = &x[r];
-                let mut out = crate::storage::buffer::<T>(src.len());
-                if crate::parallel::worth_parallel(src.len()) {
-                    use rayon::prelude::*;
-                    crate::parallel::pool().install(|| {
-                        out.par_chunks_mut(1 << 14)
-                            .zip(src.par_chunks(1 << 14))
-                            .for_each(|(o, s)| crate::fastmath::exp_slice(s, o))
-                    });
-                } else {
-                    crate::fastmath::exp_slice(src, &mut out);
-                }
-                out
-            }
-            None => map1(x, l, |v: T| v.exp()),
-        },
+        // The hot cases (softmax, cross-entropy, recurrent cells): vectorised loops.
+        UnaryOp::Exp => vectorised(x, l, crate::fastmath::exp_slice, |v: T| v.exp()),
         UnaryOp::Log => map1(x, l, |v: T| v.ln()),
         UnaryOp::Sqrt => map1(x, l, |v: T| v.sqrt()),
         UnaryOp::Abs => map1(x, l, |v: T| v.abs()),
-        UnaryOp::Tanh => map1(x, l, |v: T| v.tanh()),
+        UnaryOp::Tanh => vectorised(x, l, crate::fastmath::tanh_slice, |v: T| v.tanh()),
         // `<=` keeps NaN (as PyTorch does), so a diverged activation is not silently zeroed.
         UnaryOp::Relu => map1(x, l, |v: T| if v <= T::zero() { T::zero() } else { v }),
         UnaryOp::Erf => map1(x, l, |v: T| v.erf()),
