@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// 2 warm-up and 5 timed steps (to check that the benchmark runs, not to measure).
     #[arg(long)]
     quick: bool,
+    /// `lstm` only: embedding and hidden size (200: PTB small; 650: the medium configuration).
+    #[arg(long, default_value_t = 200)]
+    hidden: usize,
 }
 
 /// Median, p10 and p90 of `v` (nearest rank).
@@ -124,6 +127,12 @@ fn epoch(model: &Model, opt: &mut dyn Optimizer, data: Arc<dyn Dataset>, batch: 
 /// `jizen bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
     let (warmup, timed) = if a.quick { (2, 5) } else { (10, 50) };
+    if a.hidden != 200 && a.workload != Workload::Lstm {
+        return Err("--hidden applies to the lstm workload only".into());
+    }
+    if a.hidden == 0 {
+        return Err("--hidden must be positive".into());
+    }
     let mut rng = Rng::new(0);
     let labels = |n: usize, rng: &mut Rng| -> Result<Tensor> {
         Ok(Tensor::from_vec((0..n).map(|_| rng.below(10) as i64).collect::<Vec<_>>(), &[n])?)
@@ -143,8 +152,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
         Workload::Lstm => {
             use jizen_train::lm::{LanguageModel, LmConfig};
-            let config =
-                LmConfig { vocab: 10_000, hidden: 200, layers: 2, dropout: 0.0, tie_weights: false, init_range: 0.1 };
+            let config = LmConfig {
+                vocab: 10_000,
+                hidden: a.hidden,
+                layers: 2,
+                dropout: 0.0,
+                tie_weights: false,
+                init_range: 0.1,
+            };
             let model = LanguageModel::new(config, DType::F32, 0)?;
             let params = model.parameters();
             let mut opt = Sgd::new(params.clone(), SgdConfig { lr: 1.0, ..Default::default() });
@@ -203,6 +218,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
     };
     let (median, p10, p90) = percentiles(&mut samples);
+    let name = if a.hidden != 200 { format!("{name}-{}", a.hidden) } else { name.to_string() };
     let json = serde_json::json!({
         "workload": name,
         "framework": "jizen",
