@@ -61,8 +61,11 @@ enum Command {
     /// Pre-train a network: supervised on a source task, or as a (denoising) autoencoder.
     #[command(after_help = "Examples:\n  \
         jizen pretrain --model cnn --data mnist8x8 --epochs 5 --out runs/pre\n  \
-        jizen pretrain --objective denoising --noise 0.3 --model mlp --data mnist --epochs 10 --out runs/dae\n\n\
-        The checkpoint records the data, the objective and the seed; `jizen finetune --from` starts from it.")]
+        jizen pretrain --objective denoising --noise 0.3 --model mlp --data mnist --epochs 10 --out runs/dae\n  \
+        jizen pretrain --objective denoising --greedy-epochs 10 --model mlp --data mnist --epochs 5 --out runs/sdae\n\n\
+        The checkpoint records the data, the objective and the seed; `jizen finetune --from` starts from it.\n\
+        --greedy-epochs trains a stacked denoising autoencoder layer by layer first (layer-1/, layer-2/, ...),\n\
+        each layer reconstructing the codes of the layers below it, then the whole stack for --epochs.")]
     Pretrain(Box<transfer::PretrainArgs>),
     /// Fine-tune from a checkpoint: remap keys, new head, freeze, per-part learning rates, stages.
     #[command(after_help = "Examples:\n  \

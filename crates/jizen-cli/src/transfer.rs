@@ -41,6 +41,11 @@ pub struct PretrainArgs {
     /// Fraction of input values zeroed by the denoising objective.
     #[arg(long, default_value_t = 0.3)]
     noise: f64,
+    /// Autoencoders: first train each encoder layer alone, this many epochs, as an autoencoder
+    /// of the codes below it (greedy layer-wise, a stacked autoencoder); then the whole stack
+    /// trains for --epochs. 0: no greedy stage.
+    #[arg(long, default_value_t = 0)]
+    greedy_epochs: u64,
     /// A training config TOML file; the flags override its values.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -247,17 +252,38 @@ pub fn pretrain(a: &PretrainArgs) -> Result<()> {
     let mut config = train_config(&a.run, &a.config)?;
     let data = datasets::open_for_run(&a.data, a.data_dir.as_deref(), &config)?;
     let spec = model_spec(&a.model, &data.input, data.classes)?;
-    let spec = match a.objective {
-        PretrainObjective::Supervised => spec,
+    let (spec, encoder_layers) = match a.objective {
+        PretrainObjective::Supervised if a.greedy_epochs > 0 => {
+            return Err("--greedy-epochs needs --objective autoencoder or denoising".into())
+        }
+        PretrainObjective::Supervised => (spec, None),
         objective => {
             let (ae, encoder_layers) = autoencoder(&spec)?;
             let noise = if objective == PretrainObjective::Denoising { a.noise } else { 0.0 };
             config.objective = Objective::Autoencoder { noise, encoder_layers: Some(encoder_layers) };
             config.validate()?;
-            ae
+            (ae, Some(encoder_layers))
         }
     };
-    Job { command: "pretrain", spec, config, data, out: a.out.clone(), resume: None, start: None }.run()
+    let start = match encoder_layers.filter(|_| a.greedy_epochs > 0) {
+        None => None,
+        Some(encoder_layers) => {
+            let stage_config = jizen_train::TrainConfig { epochs: a.greedy_epochs, ..config.clone() };
+            println!("jizen pretrain: greedy layer-wise stage, {} epochs per encoder layer", a.greedy_epochs);
+            let greedy = jizen_train::stacked::pretrain(
+                &spec,
+                encoder_layers,
+                &stage_config,
+                &data.name,
+                data.train.clone(),
+                &a.out,
+                &mut |line| println!("  {line}"),
+            )?;
+            println!("jizen pretrain: the whole stack, from the layers trained one by one");
+            Some(Start { lineage: greedy.lineage()?, parent: Some(greedy.state) })
+        }
+    };
+    Job { command: "pretrain", spec, config, data, out: a.out.clone(), resume: None, start }.run()
 }
 
 /// `jizen finetune`.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod plot;
 pub mod predict;
 pub mod probe;
+pub mod stacked;
 pub mod stats;
 pub mod trainer;
 pub mod transfer;
