@@ -51,6 +51,9 @@ fn keep_freed_memory() {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
             libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
             libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            // One arena for all threads: the kernels' worker threads allocate little, and each
+            // arena of its own would keep its freed memory resident beside the main one.
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }

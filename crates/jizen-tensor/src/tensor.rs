@@ -201,15 +201,25 @@ impl Tensor {
     /// Uniform in `[lo, hi)`, from a seeded generator.
     pub fn rand(shape: &[usize], lo: f64, hi: f64, dtype: DType, rng: &mut Rng) -> Tensor {
         let n: usize = shape.iter().product();
-        let v = (0..n).map(|_| lo + (hi - lo) * rng.uniform()).collect();
-        Tensor::from_f64_vec(v, shape, dtype)
+        Tensor::from_f64_iter((0..n).map(|_| lo + (hi - lo) * rng.uniform()), shape, dtype)
     }
 
     /// Normal with mean 0 and standard deviation 1, from a seeded generator.
     pub fn randn(shape: &[usize], dtype: DType, rng: &mut Rng) -> Tensor {
         let n: usize = shape.iter().product();
-        let v = (0..n).map(|_| rng.normal()).collect();
-        Tensor::from_f64_vec(v, shape, dtype)
+        Tensor::from_f64_iter((0..n).map(|_| rng.normal()), shape, dtype)
+    }
+
+    /// A tensor of `dtype` from f64 values converted as they come (no f64 copy of the whole
+    /// tensor: initialising a large layer should not touch twice its memory).
+    fn from_f64_iter(values: impl Iterator<Item = f64>, shape: &[usize], dtype: DType) -> Tensor {
+        let s = match dtype {
+            DType::F32 => Storage::F32(values.map(|x| x as f32).collect()),
+            DType::F64 => Storage::F64(values.collect()),
+            DType::I64 => Storage::I64(values.map(|x| x as i64).collect()),
+        };
+        debug_assert_eq!(s.len(), shape.iter().product::<usize>());
+        Tensor::from_storage(s, shape)
     }
 
     /// A tensor of `dtype` from f64 values, converted.
@@ -225,13 +235,10 @@ impl Tensor {
     }
 
     pub(crate) fn from_f64_vec(v: Vec<f64>, shape: &[usize], dtype: DType) -> Tensor {
-        debug_assert_eq!(v.len(), shape.iter().product::<usize>());
-        let s = match dtype {
-            DType::F32 => Storage::F32(v.into_iter().map(|x| x as f32).collect()),
-            DType::F64 => Storage::F64(v),
-            DType::I64 => Storage::I64(v.into_iter().map(|x| x as i64).collect()),
-        };
-        Tensor::from_storage(s, shape)
+        match dtype {
+            DType::F64 => Tensor::from_storage(Storage::F64(v), shape),
+            _ => Tensor::from_f64_iter(v.into_iter(), shape, dtype),
+        }
     }
 
     // ---------------------------------------------------------------- accessors
