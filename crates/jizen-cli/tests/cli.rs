@@ -139,7 +139,7 @@ fn eval_predict_and_summary_work_on_a_trained_checkpoint() {
 
 #[test]
 fn bad_input_exits_non_zero_with_one_clear_line() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["train", "--model", "vgg", "--data", "digits"], "unknown model \"vgg\""),
         (
             &["train", "--model", "cnn", "--data", "mnist", "--data-dir", "/nonexistent/mnist"],
@@ -149,6 +149,10 @@ fn bad_input_exits_non_zero_with_one_clear_line() {
         (&["train", "--model", "cnn", "--data", "imagenet"], "unknown data set \"imagenet\""),
         (&["eval", "/nonexistent/ck.safetensors"], "/nonexistent/ck.safetensors: no such checkpoint file"),
         (&["summary", "cnn", "--input", "784"], "needs a [C, H, W] input"),
+        (
+            &["pretrain", "--model", "mlp", "--data", "digits", "--greedy-epochs", "2"],
+            "--greedy-epochs needs --objective autoencoder or denoising",
+        ),
     ];
     for (args, want) in cases {
         let o = run(args);
@@ -349,6 +353,37 @@ fn lm_train_and_sample_on_a_tiny_character_corpus() {
     assert!(!o.status.success() && stderr(&o).contains("temperature"), "{}", stderr(&o));
     let o = run(&["lm", "train", "--data", "ptb", "--data-dir", "/nonexistent/ptb"]);
     assert!(!o.status.success() && stderr(&o).contains("no data at /nonexistent/ptb"), "{}", stderr(&o));
-    std::fs::remove_dir_all(&dir).ok();
-    std::fs::remove_dir_all(&out).ok();
+    // --resume continues after the saved epoch, with the run's own settings.
+    let resume = |data_dir: &std::path::Path, epochs: &str| {
+        let args = ["lm", "train", "--data", "tinyshakespeare", "--data-dir", data_dir.to_str().unwrap()];
+        run(&[&args[..], &["--resume", "--epochs", epochs, "--out", out.to_str().unwrap()]].concat())
+    };
+    let o = resume(&dir, "2");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("resuming") && stdout.contains("after epoch 1") && stdout.contains("epoch 2:"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("lm.json")).unwrap()).unwrap();
+    assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
+    // Another corpus has another vocabulary: a clear error, and the run is left as it was.
+    let other = tmp("lm-other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("input.txt"), "xyz xyz qq\n".repeat(200)).unwrap();
+    let o = resume(&other, "3");
+    assert!(!o.status.success() && stderr(&o).contains("is not the one this data gives"), "{}", stderr(&o));
+    let o = run(&[
+        "lm",
+        "train",
+        "--data",
+        "tinyshakespeare",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--resume",
+        "--config",
+        "medium",
+    ]);
+    assert!(!o.status.success() && stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    for d in [&dir, &out, &other] {
+        std::fs::remove_dir_all(d).ok();
+    }
 }
