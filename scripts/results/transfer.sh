@@ -5,6 +5,7 @@
 #   dae:     denoising-autoencoder pre-training on the 60,000 MNIST training images (labels
 #            unused), then fine-tuning with 10 and 100 labels per class (the MLP).
 #   fashion-b, dae30: the second recipe of each (after fashion / on its own).
+#   sdae:    a stacked denoising autoencoder trained greedily, layer by layer, then fine-tuned.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p jizen-cli
@@ -35,6 +36,12 @@ for run in "${runs[@]}"; do
       "$jizen" compare --from runs/transfer/dae30/final.safetensors --data mnist \
         --labels 10,100 --seeds 3 --steps 500 --eval-every 50 --batch-size 32 \
         --lr-mult '1.*=0.1' --lr-mult '3.*=0.1' --quiet --out runs/transfer/dae30-mnist ;;
-    *) echo "unknown experiment $run (fashion, dae, fashion-b, dae30)" >&2; exit 2 ;;
+    sdae)
+      "$jizen" pretrain --objective denoising --noise 0.6 --greedy-epochs 50 --model mlp --data mnist \
+        --epochs 10 --batch-size 128 --val 0 --quiet --out runs/transfer/sdae
+      "$jizen" compare --from runs/transfer/sdae/final.safetensors --data mnist \
+        --labels 10,100 --seeds 3 --steps 500 --eval-every 50 --batch-size 32 \
+        --lr-mult '1.*=0.1' --lr-mult '3.*=0.1' --quiet --out runs/transfer/sdae-mnist ;;
+    *) echo "unknown experiment $run (fashion, dae, fashion-b, dae30, sdae)" >&2; exit 2 ;;
   esac
 done
