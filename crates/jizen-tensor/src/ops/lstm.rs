@@ -228,10 +228,7 @@ fn backward_step<T: Float>(
 }
 
 /// Four disjoint, increasing ranges of `x` as mutable slices.
-fn split4<T>(
-    x: &mut [T],
-    r: [std::ops::Range<usize>; 4],
-) -> (&mut [T], &mut [T], &mut [T], &mut [T]) {
+fn split4<T>(x: &mut [T], r: [std::ops::Range<usize>; 4]) -> (&mut [T], &mut [T], &mut [T], &mut [T]) {
     let (a, rest) = x[r[0].start..].split_at_mut(r[0].len());
     let (b, rest) = rest[r[1].start - r[0].end..].split_at_mut(r[1].len());
     let (c, rest) = rest[r[2].start - r[1].end..].split_at_mut(r[2].len());
