@@ -32,6 +32,32 @@ pub fn select_rows(x: &Matrix, idx: &[usize]) -> Matrix {
     Matrix::from_fn(idx.len(), x.ncols(), |i, j| x[(idx[i], j)])
 }
 
+/// Copies `x` into `out` (`x.nrows() * x.ncols()` values) in row-major order, so every sample
+/// becomes one contiguous slice.
+///
+/// Rows are copied in blocks: a block's rows stay in cache while its columns are read, each
+/// column piece one contiguous run.
+pub(crate) fn to_row_major(x: faer::MatRef<'_, f64>, out: &mut [f64]) {
+    const ROWS: usize = 64;
+    let (n, d) = (x.nrows(), x.ncols());
+    assert_eq!(out.len(), n * d, "a {n} x {d} matrix does not fill {} values", out.len());
+    for start in (0..n).step_by(ROWS) {
+        let rows = ROWS.min(n - start);
+        let block = &mut out[start * d..(start + rows) * d];
+        for j in 0..d {
+            for (i, &v) in x.col(j).subrows(start, rows).iter().enumerate() {
+                block[i * d + j] = v;
+            }
+        }
+    }
+}
+
+/// The exact squared Euclidean distance between `q` and `p` (two rows), summed in feature order.
+#[inline]
+pub(crate) fn sq_dist(q: &[f64], p: &[f64]) -> f64 {
+    q.iter().zip(p).map(|(v, w)| (v - w) * (v - w)).sum()
+}
+
 /// Checks that `x` has at least one row and one column and that every value is finite.
 pub fn check_features(what: &'static str, x: &Matrix) -> Result<()> {
     if x.nrows() == 0 || x.ncols() == 0 {
@@ -93,8 +119,9 @@ pub fn encode_classes(what: &'static str, y: &[usize]) -> Result<(Vec<usize>, Ve
     Ok((classes, encoded))
 }
 
-/// Linear scores `X Wᵀ + b`, `[n, rows of W]` (one intercept per row of `W`).
-pub(crate) fn affine_scores(x: &Matrix, coef: &Matrix, intercept: &[f64]) -> Matrix {
+/// Linear scores `X Wᵀ + b`, `[n, rows of W]`: intercept `c` is added to column `c` (an empty
+/// `intercept` adds none).
+pub(crate) fn affine_scores(x: &Matrix, coef: faer::MatRef<'_, f64>, intercept: &[f64]) -> Matrix {
     let mut z = x * coef.transpose();
     for (c, b) in intercept.iter().enumerate() {
         z.col_mut(c).iter_mut().for_each(|v| *v += b);

@@ -15,7 +15,7 @@
 //! computes four points at once, four independent chains that the processor overlaps, each
 //! still summed in feature order.
 
-use crate::data::Matrix;
+use crate::data::{sq_dist, Matrix};
 
 /// The most rows a leaf holds (measured on 64 standardised features: 40 beats 16 and 30, as
 /// a leaf scan of contiguous rows is cheap next to the box tests it saves).
@@ -23,11 +23,6 @@ pub const LEAF_SIZE: usize = 40;
 
 /// Features summed between two checks of the partial distance against the current k-th best.
 const PRUNE_CHUNK: usize = 16;
-
-/// The exact squared Euclidean distance between `q` and row `i` of `x`, summed in feature order.
-pub(crate) fn sq_dist(q: &[f64], x: &Matrix, i: usize) -> f64 {
-    q.iter().enumerate().map(|(j, v)| (v - x[(i, j)]).powi(2)).sum()
-}
 
 /// The squared distances from `q` to the four rows of `p` (row-major `[4, q.len()]`), each summed
 /// in feature order like [`sq_dist`].
@@ -59,12 +54,6 @@ fn sq_dist4(q: &[f64], p: &[f64], bound: f64) -> [f64; 4] {
         start = end;
     }
     acc
-}
-
-/// The squared distance from `q` to the row `p`, summed in feature order like [`sq_dist`].
-#[inline]
-fn sq_dist1(q: &[f64], p: &[f64]) -> f64 {
-    q.iter().zip(p).map(|(v, w)| (v - w) * (v - w)).sum()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -224,7 +213,7 @@ impl KdTree {
         let d = self.d;
         if end - start < 4 {
             for r in start..end {
-                let d2 = sq_dist1(s.q, &self.points[r * d..(r + 1) * d]);
+                let d2 = sq_dist(s.q, &self.points[r * d..(r + 1) * d]);
                 s.offer(self.perm[r], d2);
             }
             return;
@@ -246,6 +235,10 @@ impl KdTree {
 mod tests {
     use super::*;
 
+    fn row(x: &Matrix, i: usize) -> Vec<f64> {
+        (0..x.ncols()).map(|j| x[(i, j)]).collect()
+    }
+
     #[test]
     fn leaves_partition_the_rows() {
         let x = Matrix::from_fn(100, 3, |i, j| ((i * 31 + j * 17) % 23) as f64);
@@ -262,7 +255,7 @@ mod tests {
         for q in [[3.0, 4.0, 5.0], [0.0, 22.0, 11.5]] {
             for k in [1, 5, 37, 100] {
                 let got = t.query(&q, k);
-                let mut all: Vec<(usize, f64)> = (0..100).map(|i| (i, sq_dist(&q, &x, i))).collect();
+                let mut all: Vec<(usize, f64)> = (0..100).map(|i| (i, sq_dist(&q, &row(&x, i)))).collect();
                 all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 assert_eq!(got, all[..k].to_vec());
             }
@@ -276,7 +269,7 @@ mod tests {
             let t = KdTree::build(&x);
             let q: Vec<f64> = (0..d).map(|j| (j as f64 * 0.37).cos()).collect();
             for k in 1..=n.min(6) {
-                let mut all: Vec<(usize, f64)> = (0..n).map(|i| (i, sq_dist(&q, &x, i))).collect();
+                let mut all: Vec<(usize, f64)> = (0..n).map(|i| (i, sq_dist(&q, &row(&x, i)))).collect();
                 all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
                 assert_eq!(t.query(&q, k), all[..k].to_vec());
             }

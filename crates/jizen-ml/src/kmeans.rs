@@ -15,9 +15,12 @@
 //! assert!((km.inertia() - 0.04).abs() < 1e-12);
 //! ```
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{check_features, check_n_features, Matrix};
+use crate::data::{check_features, check_n_features, sq_dist, to_row_major, Matrix};
 use crate::error::{MlError, Result};
 use crate::persist::{check_below, Persist, SavedState};
 use crate::split::SplitMix64;
@@ -82,6 +85,13 @@ pub(crate) fn row_sq_norms(x: &Matrix) -> Vec<f64> {
     out
 }
 
+/// `x` copied in row-major order.
+fn row_major(x: &Matrix) -> Vec<f64> {
+    let mut rows = vec![0.0; x.nrows() * x.ncols()];
+    to_row_major(x.as_ref(), &mut rows);
+    rows
+}
+
 /// Squared distances between the rows of `x` and the rows of `c`, `[n, k]`, by
 /// `|a|² + |b|² − 2 a·b` with one matrix product, clamped at 0 against rounding.
 pub(crate) fn sq_distances(x: &Matrix, x_sq: &[f64], c: &Matrix) -> Matrix {
@@ -95,19 +105,6 @@ pub(crate) fn sq_distances(x: &Matrix, x_sq: &[f64], c: &Matrix) -> Matrix {
     d
 }
 
-/// For every row of `d2`, the column of its smallest entry (the first one on ties).
-fn argmin_rows(d2: &Matrix) -> Vec<usize> {
-    let mut best = vec![0; d2.nrows()];
-    for k in 1..d2.ncols() {
-        for (i, b) in best.iter_mut().enumerate() {
-            if d2[(i, k)] < d2[(i, *b)] {
-                *b = k;
-            }
-        }
-    }
-    best
-}
-
 /// The exact squared distance between row `i` of `x` and row `k` of `c` (no cancellation).
 fn exact_sq(x: &Matrix, i: usize, c: &Matrix, k: usize) -> f64 {
     (0..x.ncols()).map(|j| (x[(i, j)] - c[(k, j)]).powi(2)).sum()
@@ -116,6 +113,40 @@ fn exact_sq(x: &Matrix, i: usize, c: &Matrix, k: usize) -> f64 {
 /// The sum of squared distances of the samples to their assigned centres, computed directly.
 fn inertia_of(x: &Matrix, c: &Matrix, labels: &[usize]) -> f64 {
     labels.iter().enumerate().map(|(i, &k)| exact_sq(x, i, c, k)).sum()
+}
+
+/// Assigns every row of `x` (a block of samples) to its nearest centre, the first on ties,
+/// writing `labels`; `centres_t` is `[d, k]` (the centres as columns), `c_sq` their squared
+/// norms and `dots` room for `[rows, k]` products; `par` is the product's parallelism. Returns
+/// whether any label changed.
+///
+/// `|x − c|² = |x|² + (|c|² − 2 x·c)`: the sample's own norm is the same for every centre, so
+/// the bracket alone ranks the centres, from one matrix product.
+fn assign_block(
+    x: MatRef<'_, f64>,
+    centres_t: MatRef<'_, f64>,
+    c_sq: &[f64],
+    dots: &mut [f64],
+    labels: &mut [usize],
+    par: Par,
+) -> bool {
+    let k = c_sq.len();
+    let dots = &mut dots[..x.nrows() * k];
+    matmul(MatMut::from_row_major_slice_mut(dots, x.nrows(), k), Accum::Replace, x, centres_t, 1.0, par);
+    let mut changed = false;
+    for (label, row) in labels.iter_mut().zip(dots.chunks_exact(k)) {
+        let mut best = 0;
+        let mut best_key = c_sq[0] - 2.0 * row[0];
+        for (c, (&cs, &dot)) in c_sq.iter().zip(row).enumerate().skip(1) {
+            let key = cs - 2.0 * dot;
+            if key < best_key {
+                (best, best_key) = (c, key);
+            }
+        }
+        changed |= *label != best;
+        *label = best;
+    }
+    changed
 }
 
 /// The population variance of every column of `x`, averaged: the scale of `tol`.
@@ -182,57 +213,153 @@ fn random_rows(x: &Matrix, k: usize, rng: &mut SplitMix64) -> Vec<usize> {
     idx
 }
 
-/// One Lloyd run from `centres`: returns the fitted model.
-fn lloyd(x: &Matrix, x_sq: &[f64], mut centres: Matrix, max_iter: usize, tol: f64) -> KMeans {
-    let (d, k) = (x.ncols(), centres.nrows());
-    let mut labels = argmin_rows(&sq_distances(x, x_sq, &centres));
+/// Lloyd's steps split the samples into parts of at least this many values (`rows × features`),
+/// and into at most [`MAX_PARTS`] parts.
+const PART_MIN_VALUES: usize = 1 << 15;
+
+/// The most parts of a Lloyd step. The split depends on the data's shape only, never on the
+/// number of threads, and the parts' sums are added in order, so the fit is the same on any
+/// number of threads.
+const MAX_PARTS: usize = 16;
+
+/// Values per chunk of a part (256 KiB of samples): a chunk stays in cache from the product
+/// that assigns its rows to the sums they are added to.
+const CHUNK_VALUES: usize = 1 << 15;
+
+/// One part's share of a Lloyd step, kept from step to step so that steps do not allocate.
+struct Part {
+    /// Per cluster, the sum of the part's samples assigned to it, row-major `[k, d]`.
+    sums: Vec<f64>,
+    /// Per cluster, how many of the part's samples are assigned to it.
+    counts: Vec<usize>,
+    /// The products of a chunk's rows with the centres, `[chunk rows, k]`.
+    dots: Vec<f64>,
+}
+
+/// The assignment and update of Lloyd's iterations, over row-major samples.
+struct LloydStep<'a> {
+    /// The samples, row-major `[n, d]`.
+    x: &'a [f64],
+    d: usize,
+    rows_per_part: usize,
+    parts: Vec<Part>,
+    /// The centres' squared norms.
+    c_sq: Vec<f64>,
+}
+
+impl<'a> LloydStep<'a> {
+    fn new(x: &'a [f64], d: usize, k: usize) -> Self {
+        let n = x.len() / d;
+        let n_parts = (n * d / PART_MIN_VALUES).clamp(1, MAX_PARTS);
+        let rows_per_part = n.div_ceil(n_parts);
+        let chunk_rows = (CHUNK_VALUES / d).clamp(1, rows_per_part);
+        let part = || Part { sums: vec![0.0; k * d], counts: vec![0; k], dots: vec![0.0; chunk_rows * k] };
+        LloydStep {
+            x,
+            d,
+            rows_per_part,
+            parts: (0..n.div_ceil(rows_per_part)).map(|_| part()).collect(),
+            c_sq: vec![0.0; k],
+        }
+    }
+
+    /// Assigns every sample to its nearest centre (`centres` row-major `[k, d]`), writing
+    /// `labels`, and sums the samples of every cluster into `sums` (`[k, d]`) and `counts`.
+    /// Returns whether any label changed.
+    ///
+    /// Both halves of the step read a sample while it is in cache: the samples are read from
+    /// memory once per iteration.
+    fn run(&mut self, centres: &[f64], labels: &mut [usize], sums: &mut [f64], counts: &mut [usize]) -> bool {
+        let d = self.d;
+        for (cs, c) in self.c_sq.iter_mut().zip(centres.chunks_exact(d)) {
+            *cs = c.iter().map(|v| v * v).sum();
+        }
+        // The row-major centres, read column-major, are their transpose: `[d, k]`.
+        let centres_t = MatRef::from_column_major_slice(centres, d, self.c_sq.len());
+        let c_sq = &self.c_sq;
+        let part_step = |(part, (x, labels)): (&mut Part, (&[f64], &mut [usize]))| {
+            part.sums.fill(0.0);
+            part.counts.fill(0);
+            let chunk_rows = part.dots.len() / c_sq.len();
+            let mut changed = false;
+            for (x, labels) in x.chunks(chunk_rows * d).zip(labels.chunks_mut(chunk_rows)) {
+                let x_mat = MatRef::from_row_major_slice(x, labels.len(), d);
+                changed |= assign_block(x_mat, centres_t, c_sq, &mut part.dots, labels, Par::Seq);
+                for (row, &l) in x.chunks_exact(d).zip(labels.iter()) {
+                    part.counts[l] += 1;
+                    part.sums[l * d..(l + 1) * d].iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                }
+            }
+            changed
+        };
+        let (values, rows) = (self.rows_per_part * d, self.rows_per_part);
+        let changed = if self.parts.len() > 1 {
+            let pieces = self.x.par_chunks(values).zip(labels.par_chunks_mut(rows));
+            crate::parallel::install(|| {
+                self.parts.par_iter_mut().zip(pieces).map(part_step).reduce(|| false, |a, b| a | b)
+            })
+        } else {
+            let pieces = self.x.chunks(values).zip(labels.chunks_mut(rows));
+            self.parts.iter_mut().zip(pieces).map(part_step).fold(false, |a, b| a | b)
+        };
+        // Added in part order, whichever thread summed each part.
+        sums.fill(0.0);
+        counts.fill(0);
+        for part in &self.parts {
+            sums.iter_mut().zip(&part.sums).for_each(|(s, p)| *s += p);
+            counts.iter_mut().zip(&part.counts).for_each(|(c, p)| *c += p);
+        }
+        changed
+    }
+}
+
+/// One Lloyd run over the row-major samples `x` (`[n, d]`) from `centres` (row-major
+/// `[k, d]`): returns the fitted model.
+fn lloyd(x: &[f64], d: usize, mut centres: Vec<f64>, max_iter: usize, tol: f64) -> KMeans {
+    let k = centres.len() / d;
+    let mut step = LloydStep::new(x, d, k);
+    let mut labels = vec![0; x.len() / d];
+    let (mut sums, mut counts) = (vec![0.0; k * d], vec![0; k]);
+    step.run(&centres, &mut labels, &mut sums, &mut counts);
     let mut n_iter = 0;
     let mut converged = false;
     while n_iter < max_iter {
         n_iter += 1;
         // Update: every centre moves to the mean of its samples.
-        let mut sums = Matrix::zeros(k, d);
-        let mut counts = vec![0usize; k];
-        for (i, &l) in labels.iter().enumerate() {
-            counts[l] += 1;
-            for j in 0..d {
-                sums[(l, j)] += x[(i, j)];
-            }
-        }
         relocate_empty(x, &centres, &labels, &mut sums, &mut counts);
         let mut shift = 0.0;
-        for c in 0..k {
-            for j in 0..d {
-                let new = sums[(c, j)] / counts[c] as f64;
-                shift += (new - centres[(c, j)]).powi(2);
-                centres[(c, j)] = new;
+        for ((centre, sum), &count) in centres.chunks_exact_mut(d).zip(sums.chunks_exact(d)).zip(&counts) {
+            for (c, s) in centre.iter_mut().zip(sum) {
+                let new = s / count as f64;
+                shift += (new - *c).powi(2);
+                *c = new;
             }
         }
-        // Assignment with the moved centres.
-        let new_labels = argmin_rows(&sq_distances(x, x_sq, &centres));
-        // The labels always belong to the centres returned: they are recomputed after every move.
-        if new_labels == labels {
-            converged = true;
-            break;
-        }
-        labels = new_labels;
-        if shift <= tol {
+        // Assignment with the moved centres (and the sums of the next update). The labels always
+        // belong to the centres returned: they are recomputed after every move.
+        if !step.run(&centres, &mut labels, &mut sums, &mut counts) || shift <= tol {
             converged = true;
             break;
         }
     }
-    let inertia = inertia_of(x, &centres, &labels);
+    let inertia = x.chunks_exact(d).zip(&labels).map(|(row, &l)| sq_dist(row, &centres[l * d..(l + 1) * d])).sum();
+    let centres = MatRef::from_row_major_slice(&centres, k, d).to_owned();
     KMeans { centres, labels, inertia, n_iter, converged }
 }
 
 /// Gives every empty cluster a sample of its own: the samples farthest from their current centre
-/// (largest first, each used once) are moved to the empty clusters, as in scikit-learn.
-fn relocate_empty(x: &Matrix, centres: &Matrix, labels: &[usize], sums: &mut Matrix, counts: &mut [usize]) {
+/// (largest first, each used once) are moved to the empty clusters, as in scikit-learn. `x` is
+/// row-major `[n, d]`, `centres` and `sums` `[k, d]`.
+fn relocate_empty(x: &[f64], centres: &[f64], labels: &[usize], sums: &mut [f64], counts: &mut [usize]) {
     let empty: Vec<usize> = (0..counts.len()).filter(|&c| counts[c] == 0).collect();
     if empty.is_empty() {
         return;
     }
-    let mut far: Vec<(f64, usize)> = (0..x.nrows()).map(|i| (exact_sq(x, i, centres, labels[i]), i)).collect();
+    let d = centres.len() / counts.len();
+    let centre = |c: usize| &centres[c * d..(c + 1) * d];
+    let rows: Vec<&[f64]> = x.chunks_exact(d).collect();
+    let mut far: Vec<(f64, usize)> =
+        rows.iter().zip(labels).map(|(row, &l)| sq_dist(row, centre(l))).zip(0..).collect();
     far.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     for (&c, &(_, i)) in empty.iter().zip(&far) {
         let old = labels[i];
@@ -241,18 +368,16 @@ fn relocate_empty(x: &Matrix, centres: &Matrix, labels: &[usize], sums: &mut Mat
         }
         counts[old] -= 1;
         counts[c] += 1;
-        for j in 0..x.ncols() {
-            sums[(old, j)] -= x[(i, j)];
-            sums[(c, j)] += x[(i, j)];
+        for (j, v) in rows[i].iter().enumerate() {
+            sums[old * d + j] -= v;
+            sums[c * d + j] += v;
         }
     }
     // A cluster still empty (more empty clusters than samples that can move) keeps its centre.
     for c in 0..counts.len() {
         if counts[c] == 0 {
             counts[c] = 1;
-            for j in 0..x.ncols() {
-                sums[(c, j)] = centres[(c, j)];
-            }
+            sums[c * d..(c + 1) * d].copy_from_slice(centre(c));
         }
     }
 }
@@ -307,15 +432,16 @@ impl KMeansConfig {
         self.validate(WHAT, x)?;
         let x_sq = row_sq_norms(x);
         let tol = self.tol * mean_variance(x);
+        let (rows, d) = (row_major(x), x.ncols());
         let mut best: Option<KMeans> = None;
         for run in 0..self.n_init {
             let mut rng = SplitMix64(self.seed ^ (run as u64).wrapping_mul(0xA076_1D64_78BD_642F));
-            let rows = match self.init {
+            let chosen = match self.init {
                 KMeansInit::KMeansPlusPlus => kmeans_plus_plus(x, &x_sq, self.n_clusters, &mut rng),
                 KMeansInit::Random => random_rows(x, self.n_clusters, &mut rng),
             };
-            let init = Matrix::from_fn(rows.len(), x.ncols(), |c, j| x[(rows[c], j)]);
-            let model = lloyd(x, &x_sq, init, self.max_iter, tol);
+            let init = chosen.iter().flat_map(|&i| &rows[i * d..(i + 1) * d]).copied().collect();
+            let model = lloyd(&rows, d, init, self.max_iter, tol);
             if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
                 best = Some(model);
             }
@@ -341,8 +467,8 @@ impl KMeansConfig {
                 ),
             });
         }
-        let x_sq = row_sq_norms(x);
-        finite(WHAT, lloyd(x, &x_sq, centres.clone(), self.max_iter, self.tol * mean_variance(x)))
+        let tol = self.tol * mean_variance(x);
+        finite(WHAT, lloyd(&row_major(x), x.ncols(), row_major(centres), self.max_iter, tol))
     }
 }
 
@@ -386,7 +512,11 @@ impl KMeans {
     /// The nearest centre of every row of `x` (the smallest index on ties).
     pub fn predict(&self, x: &Matrix) -> Result<Vec<usize>> {
         check_n_features("KMeans::predict", x, self.centres.ncols())?;
-        Ok(argmin_rows(&sq_distances(x, &row_sq_norms(x), &self.centres)))
+        let k = self.centres.nrows();
+        let (mut labels, mut dots) = (vec![0; x.nrows()], vec![0.0; x.nrows() * k]);
+        let par = faer::get_global_parallelism();
+        assign_block(x.as_ref(), self.centres.transpose(), &row_sq_norms(&self.centres), &mut dots, &mut labels, par);
+        Ok(labels)
     }
 
     /// Minus the inertia of `x` with respect to the centres (larger is better, as

@@ -2,12 +2,14 @@
 //! `KNeighborsClassifier` and `KNeighborsRegressor`, Euclidean metric), by brute force or with a
 //! k-d tree.
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{check_features, check_labels, check_n_features, encode_classes, Matrix};
+use crate::data::{check_features, check_labels, check_n_features, encode_classes, sq_dist, to_row_major, Matrix};
 use crate::error::{MlError, Result};
-use crate::kdtree::{sq_dist, KdTree};
+use crate::kdtree::KdTree;
 use crate::metrics::accuracy;
 use crate::persist::{check_below, check_classes, Persist, SavedState};
 
@@ -66,24 +68,34 @@ pub struct KnnRegressorConfig {
 #[derive(Debug, Clone, PartialEq)]
 struct NeighbourIndex {
     k: usize,
-    x: Matrix,
+    n_features: usize,
+    /// The training rows, row-major `[n_train, n_features]`: an exact distance reads one
+    /// contiguous row, and the brute-force product reads them as a row-major matrix.
+    rows: Vec<f64>,
     /// Squared norm of every training row, for the brute-force matrix-product distances.
     x_sq: Vec<f64>,
     tree: Option<KdTree>,
 }
 
-/// k-d tree queries are spread over threads in runs of at least this many queries.
+/// Queries are spread over threads in runs of at least this many queries.
 const PAR_MIN_QUERIES: usize = 16;
 
 /// k-d tree queries run in parallel only when `queries × training rows × features` reaches this.
 const PAR_MIN_WORK: usize = 1 << 20;
 
-/// Test rows per distance block: bounds the `[block, n_train]` distance matrix in memory.
+/// A brute-force block's shortlists are built in parallel only when `queries × training rows`
+/// (the keys scanned) reaches this: each key costs a few instructions.
+const PAR_MIN_KEYS: usize = 1 << 16;
+
+/// Queries per brute-force block: one matrix product makes the block's `[n_train, BLOCK]` dot
+/// products, which are then scanned one contiguous column per query. Large enough that the
+/// product is not bound by reading the training rows (once per block), small enough that the
+/// block stays in the last-level cache between the product and the scan.
 const BLOCK: usize = 256;
 
-/// Validates `k` and `x` and builds the search structure.
+/// Validates `k` and builds the search structure over `x`, already checked by
+/// [`check_features`].
 fn index(what: &'static str, x: &Matrix, k: usize, algorithm: KnnAlgorithm) -> Result<NeighbourIndex> {
-    check_features(what, x)?;
     if k == 0 {
         return Err(MlError::InvalidParameter { what, detail: "k must be at least 1".into() });
     }
@@ -95,67 +107,147 @@ fn index(what: &'static str, x: &Matrix, k: usize, algorithm: KnnAlgorithm) -> R
         KnnAlgorithm::KdTree => true,
         KnnAlgorithm::Auto => x.ncols() <= KD_TREE_MAX_FEATURES && 2 * k < x.nrows(),
     };
-    let x_sq = (0..x.nrows()).map(|i| x.row(i).iter().map(|v| v * v).sum()).collect();
-    Ok(NeighbourIndex { k, x: x.clone(), x_sq, tree: use_tree.then(|| KdTree::build(x)) })
+    let d = x.ncols();
+    let mut rows = vec![0.0; x.nrows() * d];
+    to_row_major(x.as_ref(), &mut rows);
+    let x_sq = rows.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+    Ok(NeighbourIndex { k, n_features: d, rows, x_sq, tree: use_tree.then(|| KdTree::build(x)) })
+}
+
+/// The `k`-th smallest of `keys` (`k` ≥ 1), or infinity when fewer than `k` are below infinity
+/// (NaN never counts), by one pass that keeps the `k` smallest so far in a max-heap.
+fn kth_smallest(keys: impl Iterator<Item = f64>, k: usize) -> f64 {
+    /// A key ordered by `total_cmp`, which `BinaryHeap` needs.
+    struct Key(f64);
+    impl PartialEq for Key {
+        fn eq(&self, other: &Self) -> bool {
+            self.0.total_cmp(&other.0).is_eq()
+        }
+    }
+    impl Eq for Key {}
+    impl PartialOrd for Key {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Key {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0.total_cmp(&other.0)
+        }
+    }
+    let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
+    // The heap's top once it holds k keys: only a smaller key changes it, which is rare once the
+    // heap holds near neighbours, so most keys cost one comparison.
+    let mut worst = f64::INFINITY;
+    for key in keys {
+        if key < worst {
+            heap.push(Key(key));
+            if heap.len() > k {
+                heap.pop();
+            }
+            if heap.len() == k {
+                worst = heap.peek().expect("k >= 1").0;
+            }
+        }
+    }
+    worst
 }
 
 impl NeighbourIndex {
+    fn n_train(&self) -> usize {
+        self.x_sq.len()
+    }
+
+    /// Training row `t`.
+    fn row(&self, t: usize) -> &[f64] {
+        &self.rows[t * self.n_features..(t + 1) * self.n_features]
+    }
+
+    /// The training rows as a matrix (what the index was built from).
+    fn matrix(&self) -> Matrix {
+        MatRef::from_row_major_slice(&self.rows, self.n_train(), self.n_features).to_owned()
+    }
+
     /// See [`Knn::kneighbors`].
     fn kneighbors(&self, what: &'static str, x: &Matrix) -> Result<Vec<Vec<(usize, f64)>>> {
-        check_n_features(what, x, self.x.ncols())?;
+        check_n_features(what, x, self.n_features)?;
         let k = self.k;
-        let mut out = Vec::with_capacity(x.nrows());
-        if let Some(tree) = &self.tree {
-            // One row-major copy of the queries: each query then reads a contiguous row.
-            let d = x.ncols();
-            let mut rows = vec![0.0; x.nrows() * d];
-            for j in 0..d {
-                for (i, v) in x.col(j).iter().enumerate() {
-                    rows[i * d + j] = *v;
-                }
-            }
-            let one = |q: &[f64]| tree.query(q, k).into_iter().map(|(t, d2)| (t, d2.sqrt())).collect::<Vec<_>>();
-            // Queries are independent and each is answered the same way on any thread, so the
-            // parallel results equal the serial ones; small batches stay on this thread.
-            if x.nrows() >= 2 * PAR_MIN_QUERIES && x.nrows() * self.x.nrows() * d >= PAR_MIN_WORK {
-                return Ok(crate::parallel::install(|| {
-                    rows.par_chunks_exact(d).with_min_len(PAR_MIN_QUERIES).map(one).collect()
-                }));
-            }
-            out.extend(rows.chunks_exact(d).map(one));
-            return Ok(out);
+        let Some(tree) = &self.tree else { return Ok(self.brute_kneighbors(x)) };
+        // One row-major copy of the queries: each query then reads a contiguous row.
+        let d = x.ncols();
+        let mut rows = vec![0.0; x.nrows() * d];
+        to_row_major(x.as_ref(), &mut rows);
+        let one = |q: &[f64]| tree.query(q, k).into_iter().map(|(t, d2)| (t, d2.sqrt())).collect::<Vec<_>>();
+        // Queries are independent and each is answered the same way on any thread, so the
+        // parallel results equal the serial ones; small batches stay on this thread.
+        if x.nrows() >= 2 * PAR_MIN_QUERIES && x.nrows() * self.n_train() * d >= PAR_MIN_WORK {
+            return Ok(crate::parallel::install(|| {
+                rows.par_chunks_exact(d).with_min_len(PAR_MIN_QUERIES).map(one).collect()
+            }));
         }
-        let n_train = self.x.nrows();
-        let d = x.ncols() as f64;
+        Ok(rows.chunks_exact(d).map(one).collect())
+    }
+
+    /// Brute force: per block of queries, one matrix product gives every query's dot products
+    /// with all training rows, from which each query shortlists its candidates.
+    fn brute_kneighbors(&self, x: &Matrix) -> Vec<Vec<(usize, f64)>> {
+        let (n_train, d) = (self.n_train(), self.n_features);
+        let train = MatRef::from_row_major_slice(&self.rows, n_train, d);
         let x_sq_max = self.x_sq.iter().copied().fold(0.0, f64::max);
-        let mut order: Vec<usize> = Vec::with_capacity(n_train);
-        let mut q = vec![0.0; x.ncols()];
+        let block = BLOCK.min(x.nrows());
+        // Reused by every block: the block's queries, row-major, and their dot products,
+        // column-major `[n_train, block]` (a query's products are one contiguous column).
+        let (mut queries, mut dots) = (vec![0.0; block * d], vec![0.0; n_train * block]);
+        let mut out = Vec::with_capacity(x.nrows());
         for start in (0..x.nrows()).step_by(BLOCK) {
             let rows = BLOCK.min(x.nrows() - start);
-            let qb = x.subrows(start, rows);
-            let ab = qb * self.x.transpose(); // [rows, n_train]
-            for i in 0..rows {
-                q.iter_mut().enumerate().for_each(|(j, v)| *v = qb[(i, j)]);
-                let q_sq: f64 = q.iter().map(|v| v * v).sum();
-                // Fast but rounded squared distances; they only shortlist the candidates.
-                let d2: Vec<f64> = (0..n_train).map(|t| (q_sq + self.x_sq[t] - 2.0 * ab[(i, t)]).max(0.0)).collect();
-                order.clear();
-                order.extend(0..n_train);
-                if k < n_train {
-                    order.select_nth_unstable_by(k - 1, |a, b| d2[*a].total_cmp(&d2[*b]));
-                }
-                // Everything within the rounding error of the k-th shortlisted distance is
-                // re-ranked by its exact distance, so results equal the k-d tree's bit for bit.
-                let slack = 8.0 * (d + 2.0) * f64::EPSILON * (q_sq + x_sq_max);
-                let bound = d2[order[k - 1]] + 2.0 * slack;
-                let mut cand: Vec<(usize, f64)> =
-                    (0..n_train).filter(|&t| d2[t] <= bound).map(|t| (t, sq_dist(&q, &self.x, t))).collect();
-                cand.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-                cand.truncate(k);
-                out.push(cand.into_iter().map(|(t, d2)| (t, d2.sqrt())).collect());
+            let (q, g) = (&mut queries[..rows * d], &mut dots[..n_train * rows]);
+            to_row_major(x.subrows(start, rows), q);
+            // The queries' row-major copy is, read column-major, the block transposed: [d, rows].
+            let q_t = MatRef::from_column_major_slice(q, d, rows);
+            let g_mat = MatMut::from_column_major_slice_mut(g, n_train, rows);
+            matmul(g_mat, Accum::Replace, train, q_t, 1.0, faer::get_global_parallelism());
+            let one = |(q, g): (&[f64], &mut [f64])| self.nearest(q, g, x_sq_max);
+            // Queries are independent, so the parallel results equal the serial ones.
+            if rows >= 2 * PAR_MIN_QUERIES && rows * n_train >= PAR_MIN_KEYS {
+                crate::parallel::install(|| {
+                    let pairs = q.par_chunks_exact(d).zip(g.par_chunks_exact_mut(n_train));
+                    out.par_extend(pairs.with_min_len(PAR_MIN_QUERIES).map(one));
+                });
+            } else {
+                out.extend(q.chunks_exact(d).zip(g.chunks_exact_mut(n_train)).map(one));
             }
         }
-        Ok(out)
+        out
+    }
+
+    /// The `k` nearest training rows of the query `q` as `(index, distance)`, given `g`, its dot
+    /// products with every training row (overwritten with the keys below).
+    ///
+    /// `|q − xₜ|² = |q|² + keyₜ` with `keyₜ = |xₜ|² − 2 q·xₜ`, so the keys rank the rows as the
+    /// distances do, without the query's constant. They are fast but rounded: each is within
+    /// `slack` of its exact value. The k-th smallest key is then at least the exact k-th
+    /// smallest less `slack`, so every row of the true k nearest has a key at most `2 slack`
+    /// above it. Those candidates are ranked by their exact distances, so the result equals the
+    /// k-d tree's bit for bit.
+    fn nearest(&self, q: &[f64], g: &mut [f64], x_sq_max: f64) -> Vec<(usize, f64)> {
+        // One vectorised pass makes the keys; the two scans below then only compare.
+        let keys = g;
+        keys.iter_mut().zip(&self.x_sq).for_each(|(g, x_sq)| *g = x_sq - 2.0 * *g);
+        let q_sq: f64 = q.iter().map(|v| v * v).sum();
+        // The rounding of d-term dot products and norms, with a margin of 4.
+        let slack = 8.0 * (q.len() as f64 + 2.0) * f64::EPSILON * (q_sq + x_sq_max);
+        let bound = kth_smallest(keys.iter().copied(), self.k) + 2.0 * slack;
+        let exact = |t: usize| (t, sq_dist(q, self.row(t)));
+        let mut cand: Vec<(usize, f64)> = if bound.is_finite() {
+            keys.iter().enumerate().filter(|&(_, &key)| key <= bound).map(|(t, _)| exact(t)).collect()
+        } else {
+            // Squares overflow f64 (values near its limit): no shortlist is safe, rank every row.
+            (0..self.n_train()).map(exact).collect()
+        };
+        cand.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        cand.truncate(self.k);
+        cand.into_iter().map(|(t, d2)| (t, d2.sqrt())).collect()
     }
 }
 
@@ -349,7 +441,7 @@ impl KnnRegressor {
 /// Writes the training rows and the search choice of `index` into `s` (the k-d tree and the
 /// squared norms are rebuilt on loading, by the same deterministic code).
 fn put_index(s: &mut SavedState, index: &NeighbourIndex) {
-    s.put_matrix("x", &index.x);
+    s.put_matrix("x", &index.matrix());
     s.put("k", &index.k);
     s.put("kd_tree", &index.tree.is_some());
 }
@@ -357,6 +449,7 @@ fn put_index(s: &mut SavedState, index: &NeighbourIndex) {
 /// Rebuilds the index saved by [`put_index`].
 fn get_index(s: &SavedState) -> std::result::Result<NeighbourIndex, String> {
     let x = s.matrix("x")?;
+    check_features("Persist::load", &x).map_err(|e| e.to_string())?;
     let algorithm = if s.get::<bool>("kd_tree")? { KnnAlgorithm::KdTree } else { KnnAlgorithm::Brute };
     index("Persist::load", &x, s.get("k")?, algorithm).map_err(|e| e.to_string())
 }
@@ -378,8 +471,8 @@ impl Persist for Knn {
         let (classes, y): (Vec<usize>, Vec<usize>) = (s.get("classes")?, s.get("y")?);
         check_classes(&classes)?;
         check_below("y", &y, classes.len())?;
-        if y.len() != index.x.nrows() {
-            return Err(format!("y has {} labels but x has {} rows", y.len(), index.x.nrows()));
+        if y.len() != index.n_train() {
+            return Err(format!("y has {} labels but x has {} rows", y.len(), index.n_train()));
         }
         Ok(Knn { index, weights: s.get("weights")?, classes, y })
     }
@@ -398,7 +491,7 @@ impl Persist for KnnRegressor {
 
     fn from_state(s: &SavedState) -> std::result::Result<Self, String> {
         let index = get_index(s)?;
-        let y = s.vector_of("y", index.x.nrows())?;
+        let y = s.vector_of("y", index.n_train())?;
         Ok(KnnRegressor { index, weights: s.get("weights")?, y })
     }
 }
@@ -456,7 +549,9 @@ mod tests {
     fn kd_tree_returns_exactly_the_brute_force_neighbours() {
         for (d, seed) in [(1, 1), (2, 2), (3, 3), (8, 4)] {
             let x = grid_points(300, d, seed);
-            let q = grid_points(60, d, seed + 100);
+            // 600 queries: brute force's blocks of 256 (shortlisted in parallel) and a last,
+            // smaller one (shortlisted on this thread).
+            let q = grid_points(600, d, seed + 100);
             let y: Vec<usize> = (0..300).map(|i| i % 3).collect();
             for k in [1, 4, 17] {
                 let brute = KnnConfig { algorithm: KnnAlgorithm::Brute, ..KnnConfig::new(k) }.fit(&x, &y).unwrap();
@@ -476,6 +571,19 @@ mod tests {
             brute.fit(&x, &t).unwrap().kneighbors(&q).unwrap(),
             tree.fit(&x, &t).unwrap().kneighbors(&q).unwrap()
         );
+    }
+
+    #[test]
+    fn brute_force_ranks_exactly_when_squares_overflow() {
+        // |x|² overflows f64 for the last two rows, so the product's keys are no shortlist.
+        let x = matrix_from_rows(4, 1, &[0.0, 1e154, 2e154, 3e154]).unwrap();
+        let q = matrix_from_rows(1, 1, &[2.9e154]).unwrap();
+        let t = [0.0, 1.0, 2.0, 3.0];
+        for algorithm in [KnnAlgorithm::Brute, KnnAlgorithm::KdTree] {
+            let m = KnnRegressorConfig { algorithm, ..KnnRegressorConfig::new(2) }.fit(&x, &t).unwrap();
+            let nb = m.kneighbors(&q).unwrap();
+            assert_eq!(nb[0].iter().map(|p| p.0).collect::<Vec<_>>(), vec![3, 2], "{algorithm:?}");
+        }
     }
 
     #[test]

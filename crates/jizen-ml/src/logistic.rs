@@ -23,6 +23,8 @@
 //! assert_eq!(m.predict(&x).unwrap(), vec![0, 0, 1, 1]);
 //! ```
 
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{check_features, check_labels, check_n_features, encode_classes, select_rows, Matrix};
@@ -203,9 +205,12 @@ impl LogLoss<'_> {
     }
 
     /// `scale Σᵢ sᵢ loss(i)` over the rows `rows` (all rows when `None`); writes its gradient
-    /// with respect to `θ` into `grad`.
-    fn eval(&self, theta: &[f64], rows: Option<&[usize]>, scale: f64, grad: &mut [f64]) -> f64 {
-        let (coef, intercept) = self.split(theta);
+    /// with respect to `θ` into `grad`. `z` is room for the logits, kept by the caller from one
+    /// evaluation to the next so that a solver's iterations do not allocate it.
+    fn eval(&self, theta: &[f64], rows: Option<&[usize]>, scale: f64, grad: &mut [f64], z: &mut Vec<f64>) -> f64 {
+        let (m, d) = (self.m, self.d());
+        // θ starts with W, row-major: a view of it is the weight matrix, without a copy.
+        let coef = MatRef::from_row_major_slice(&theta[..m * d], m, d);
         let picked;
         let x = match rows {
             Some(r) => {
@@ -216,35 +221,50 @@ impl LogLoss<'_> {
         };
         // Row i of x is training sample pick(i).
         let pick = |i: usize| rows.map_or(i, |r| r[i]);
-        let mut z = crate::data::affine_scores(x, &coef, &intercept); // [n, m]
+        // The logits X Wᵀ + b, row-major [n, m] so that every sample's logits are one slice.
+        // Every value is overwritten by the product; only a longer batch than before adds zeros.
+        z.resize(x.nrows() * m, 0.0);
+        let z_mat = MatMut::from_row_major_slice_mut(z, x.nrows(), m);
+        matmul(z_mat, Accum::Replace, x, coef.transpose(), 1.0, faer::get_global_parallelism());
+        let intercept = &theta[m * d..]; // empty without intercepts
         let mut loss = 0.0;
-        let mut row = vec![0.0; self.m];
-        for i in 0..x.nrows() {
+        let mut exps = vec![0.0; m];
+        for (i, zi) in z.chunks_exact_mut(m).enumerate() {
+            zi.iter_mut().zip(intercept).for_each(|(v, b)| *v += b);
             let s = pick(i);
             let (yi, wi) = (self.y[s], self.sw[s] * scale);
-            if self.m == 1 {
+            if m == 1 {
                 // Sigmoid model: loss ln(1 + eᶻ) − t z with t = 1 for the second class.
-                let (zi, t) = (z[(i, 0)], f64::from(u8::from(yi == 1)));
-                loss += wi * (softplus(zi) - t * zi);
-                z[(i, 0)] = wi * (sigmoid(zi) - t);
+                let (v, t) = (zi[0], f64::from(u8::from(yi == 1)));
+                loss += wi * (softplus(v) - t * v);
+                zi[0] = wi * (sigmoid(v) - t);
             } else {
-                row.iter_mut().enumerate().for_each(|(c, v)| *v = z[(i, c)]);
-                let lse = logsumexp(&row);
-                loss += wi * (lse - row[yi]);
-                // z becomes the gradient wrt the logits: wᵢ (P − Y).
-                for c in 0..self.m {
-                    z[(i, c)] = wi * ((row[c] - lse).exp() - f64::from(u8::from(c == yi)));
+                // One exponential per logit serves both the loss (through the log-sum-exp) and
+                // the probabilities; the maximum is subtracted first so none overflows.
+                let max = zi.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let mut sum = 0.0;
+                for (e, v) in exps.iter_mut().zip(zi.iter()) {
+                    *e = (v - max).exp();
+                    sum += *e;
+                }
+                loss += wi * (max + sum.ln() - zi[yi]);
+                // zᵢ becomes the gradient wrt the logits: wᵢ (P − Y).
+                for (c, (v, e)) in zi.iter_mut().zip(&exps).enumerate() {
+                    *v = wi * (e / sum - f64::from(u8::from(c == yi)));
                 }
             }
         }
-        let gw = z.transpose() * x; // [m, d]
-        let d = self.d();
-        for r in 0..self.m {
-            for j in 0..d {
-                grad[r * d + j] = gw[(r, j)];
-            }
-            if self.fit_intercept {
-                grad[self.m * d + r] = z.col(r).iter().sum();
+        // The gradient wrt W is zᵀ X, [m, d], copied into θ's row-major layout of W.
+        let z = MatRef::from_row_major_slice(z, x.nrows(), m);
+        let gw = z.transpose() * x;
+        for (r, g) in grad[..m * d].chunks_exact_mut(d).enumerate() {
+            g.iter_mut().zip(gw.row(r).iter()).for_each(|(g, v)| *g = *v);
+        }
+        if self.fit_intercept {
+            let g = &mut grad[m * d..];
+            g.fill(0.0);
+            for zi in z.row_iter() {
+                g.iter_mut().zip(zi.iter()).for_each(|(g, v)| *g += v);
             }
         }
         loss
@@ -357,8 +377,9 @@ impl LogisticRegressionConfig {
         let strength = if self.penalty == Penalty::None { 0.0 } else { 1.0 / (self.c * sw_sum) };
         let l2 = if self.penalty == Penalty::L2 { strength } else { 0.0 };
         let theta0 = vec![0.0; problem.n_params()];
+        let mut z = Vec::new();
         let smooth = |theta: &[f64], grad: &mut [f64]| -> f64 {
-            let f = problem.eval(theta, None, 1.0 / sw_sum, grad);
+            let f = problem.eval(theta, None, 1.0 / sw_sum, grad, &mut z);
             problem.add_l2(theta, l2, f, grad)
         };
         let (theta, n_iter, converged) = match self.solver {
@@ -395,6 +416,7 @@ fn sgd(problem: &LogLoss, l2: f64, sw_sum: f64, cfg: &LogisticRegressionConfig) 
     let mut rng = SplitMix64(s.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let (mut theta, mut sum, mut avg, mut grad) = (vec![0.0; p], vec![0.0; p], vec![0.0; p], vec![0.0; p]);
+    let mut z = Vec::new();
     let mut steps = 0.0;
     for epoch in 0..cfg.max_iter {
         if epoch.is_power_of_two() {
@@ -407,7 +429,7 @@ fn sgd(problem: &LogLoss, l2: f64, sw_sum: f64, cfg: &LogisticRegressionConfig) 
         for rows in order.chunks(batch) {
             // An unbiased estimate of the full gradient: the batch's weighted sum scaled by n / |batch|.
             let scale = n as f64 / (rows.len() as f64 * sw_sum);
-            let f = problem.eval(&theta, Some(rows), scale, &mut grad);
+            let f = problem.eval(&theta, Some(rows), scale, &mut grad, &mut z);
             problem.add_l2(&theta, l2, f, &mut grad);
             theta.iter_mut().zip(&grad).for_each(|(t, g)| *t -= eta * g);
             sum.iter_mut().zip(&theta).for_each(|(a, t)| *a += t);
@@ -415,7 +437,7 @@ fn sgd(problem: &LogLoss, l2: f64, sw_sum: f64, cfg: &LogisticRegressionConfig) 
         }
         avg.iter_mut().zip(&sum).for_each(|(a, s)| *a = s / steps);
         // The averaged model is the estimate; stop once its full gradient is small.
-        let f = problem.eval(&avg, None, 1.0 / sw_sum, &mut grad);
+        let f = problem.eval(&avg, None, 1.0 / sw_sum, &mut grad, &mut z);
         let f = problem.add_l2(&avg, l2, f, &mut grad);
         let g_max = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
         if !f.is_finite() || g_max <= cfg.tol {
@@ -458,7 +480,7 @@ impl LogisticRegression {
     /// else `[n, n_classes]`.
     pub fn decision_function(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("LogisticRegression::decision_function", x, self.coef.ncols())?;
-        Ok(crate::data::affine_scores(x, &self.coef, &self.intercept))
+        Ok(crate::data::affine_scores(x, self.coef.as_ref(), &self.intercept))
     }
 
     /// Class probabilities, `[n, n_classes]` (two columns for two classes: `1 − σ(z)` and

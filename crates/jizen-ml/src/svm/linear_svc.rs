@@ -277,7 +277,7 @@ impl LinearSvc {
     /// The scores `X Wᵀ + b`, `[n, n_models]`.
     pub fn decision_function(&self, x: &Matrix) -> Result<Matrix> {
         check_n_features("LinearSvc::decision_function", x, self.coef.ncols())?;
-        Ok(crate::data::affine_scores(x, &self.coef, &self.intercept))
+        Ok(crate::data::affine_scores(x, self.coef.as_ref(), &self.intercept))
     }
 
     /// The class with the largest score (for two classes: `classes()[1]` when the score is
