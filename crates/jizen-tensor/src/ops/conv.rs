@@ -401,50 +401,17 @@ impl Tensor {
         }
         let geom = Im2colGeometry::new("max_pool2d", [c, h, w], kernel, stride, padding, dilation)?;
         let [oh, ow] = geom.out;
-        let idx: Vec<i64> = crate::with_float!(self.dtype(), "max_pool2d", |T| {
-            let plane = h * w;
-            let mut idx = vec![0i64; n * c * oh * ow];
-            self.with_data::<T, _>(|x| {
-                let work = |nc: usize, dst: &mut [i64]| {
-                    let src = &x[nc * plane..(nc + 1) * plane];
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let mut best = usize::MAX;
-                            let mut best_v = T::NEG_INFINITY;
-                            for ki in 0..kernel[0] {
-                                let iy = (oy * stride[0] + ki * dilation[0]) as isize - padding[0] as isize;
-                                if iy < 0 || iy >= h as isize {
-                                    continue;
-                                }
-                                for kj in 0..kernel[1] {
-                                    let ix = (ox * stride[1] + kj * dilation[1]) as isize - padding[1] as isize;
-                                    if ix < 0 || ix >= w as isize {
-                                        continue;
-                                    }
-                                    let at = iy as usize * w + ix as usize;
-                                    let v = src[at];
-                                    if best == usize::MAX || v > best_v || (v.is_nan() && !best_v.is_nan()) {
-                                        best = at;
-                                        best_v = v;
-                                    }
-                                }
-                            }
-                            dst[oy * ow + ox] = best as i64;
-                        }
-                    }
-                };
-                let chunk = (oh * ow).max(1);
-                if worth_parallel(x.len()) {
-                    pool().install(|| idx.par_chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d)));
-                } else {
-                    idx.chunks_mut(chunk).enumerate().for_each(|(i, d)| work(i, d));
-                }
-            })?;
-            Ok(idx)
+        let flat = self.reshape(&[n, c, h * w])?;
+        // One pass finds every window's maximum and where it is; the values are then recorded
+        // as the gather they equal (`flat.gather(2, idx)`, what the backward pass differentiates),
+        // without a second pass over the input.
+        let (vals, idx) = crate::with_float!(self.dtype(), "max_pool2d", |T| {
+            let (vals, idx) = flat.with_data::<T, _>(|x| max_pool_kernel::<T>(x, n * c, &geom))??;
+            let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;
+            let vals = Tensor::from_op(T::wrap(vals), &[n, c, oh * ow], || Op::Gather(flat.clone(), 2, idx.clone()));
+            Ok::<_, crate::Error>((vals, idx))
         })?;
-        let idx = Tensor::from_vec(idx, &[n, c, oh * ow])?;
-        let vals = self.reshape(&[n, c, h * w])?.gather(2, &idx)?.reshape(&[n, c, oh, ow])?;
-        Ok((vals, idx.reshape(&[n, c, oh, ow])?))
+        Ok((vals.reshape(&[n, c, oh, ow])?, idx.reshape(&[n, c, oh, ow])?))
     }
 
     /// Average pooling with zero padding; `count_include_pad` as in PyTorch (default there: true).
@@ -537,4 +504,64 @@ pub(crate) fn im2col_backward(_x: &Tensor, g: &Im2colGeometry, grad: &Tensor) ->
 /// Gradient of `col2im(cols)`: the image's gradient unfolded.
 pub(crate) fn col2im_backward(g: &Im2colGeometry, grad: &Tensor) -> Result<Tensor> {
     grad.im2col_geom(grad.shape()[0], *g)
+}
+
+/// For each of `planes` planes of `x` (`[planes, h * w]`), every window's maximum and its index
+/// in the plane, `[planes, oh * ow]` each. The first maximum wins ties; a NaN wins over numbers
+/// (the first NaN), as in PyTorch. A window wholly in the padding (possible with dilation) has no
+/// maximum: an error.
+fn max_pool_kernel<T: Float>(x: &[T], planes: usize, g: &Im2colGeometry) -> Result<(Vec<T>, Vec<i64>)> {
+    let [oh, ow] = g.out;
+    let (plane, out_plane) = (g.h * g.w, oh * ow);
+    // The window positions inside the image, per output row and per output column.
+    let taps = |axis: usize, o: usize| -> Vec<usize> {
+        let n = [g.h, g.w][axis];
+        (0..g.kernel[axis])
+            .filter_map(|k| {
+                let i = (o * g.stride[axis] + k * g.dilation[axis]) as isize - g.padding[axis] as isize;
+                (0..n as isize).contains(&i).then_some(i as usize)
+            })
+            .collect()
+    };
+    let rows: Vec<Vec<usize>> = (0..oh).map(|oy| taps(0, oy)).collect();
+    let cols: Vec<Vec<usize>> = (0..ow).map(|ox| taps(1, ox)).collect();
+    if rows.iter().chain(&cols).any(|t| t.is_empty()) {
+        return Err(invalid(
+            "max_pool2d",
+            format!(
+                "a window of kernel {:?} with dilation {:?} lies wholly in the padding {:?} of a {}x{} input",
+                g.kernel, g.dilation, g.padding, g.h, g.w
+            ),
+        ));
+    }
+    let mut vals = crate::storage::buffer::<T>(planes * out_plane);
+    let mut idx = crate::storage::buffer::<i64>(planes * out_plane);
+    let work = |(p, (v, ix)): (usize, (&mut [T], &mut [i64]))| {
+        let src = &x[p * plane..(p + 1) * plane];
+        for (oy, ys) in rows.iter().enumerate() {
+            for (ox, xs) in cols.iter().enumerate() {
+                let mut best = ys[0] * g.w + xs[0];
+                let mut best_v = src[best];
+                for &iy in ys {
+                    for &jx in xs {
+                        let at = iy * g.w + jx;
+                        let v = src[at];
+                        if v > best_v || (v.is_nan() && !best_v.is_nan()) {
+                            (best, best_v) = (at, v);
+                        }
+                    }
+                }
+                v[oy * ow + ox] = best_v;
+                ix[oy * ow + ox] = best as i64;
+            }
+        }
+    };
+    let chunk = out_plane.max(1);
+    if worth_parallel(x.len()) {
+        let pieces = vals.par_chunks_mut(chunk).zip(idx.par_chunks_mut(chunk));
+        pool().install(|| pieces.enumerate().with_min_len(4).for_each(work));
+    } else {
+        vals.chunks_mut(chunk).zip(idx.chunks_mut(chunk)).enumerate().for_each(work);
+    }
+    Ok((vals, idx))
 }

@@ -51,6 +51,31 @@ fn for_each_index(shape: &[usize], mut f: impl FnMut(usize, &[usize])) {
     }
 }
 
+/// For an index with the input's shape outside `dim` (what pooling makes): `(outer, size,
+/// index size, inner)`, so that index position `(o, l, i)` (flat `(o * isize + l) * inner + i`)
+/// addresses input element `(o * size + index) * inner + i`. `None` for other shapes.
+fn aligned(x_shape: &[usize], idx_shape: &[usize], dim: usize) -> Option<(usize, usize, usize, usize)> {
+    let same = x_shape.len() == idx_shape.len() && (0..x_shape.len()).all(|q| q == dim || x_shape[q] == idx_shape[q]);
+    let (outer, size, inner) = split_at(x_shape, dim);
+    same.then_some((outer, size, idx_shape[dim], inner))
+}
+
+/// The input offset of every index position (see [`aligned`]), `f(position, offset)` in order.
+fn for_each_aligned(
+    (outer, size, isize, inner): (usize, usize, usize, usize),
+    ids: &[usize],
+    mut f: impl FnMut(usize, usize),
+) {
+    for o in 0..outer {
+        for l in 0..isize {
+            let p = (o * isize + l) * inner;
+            for (i, &id) in ids[p..p + inner].iter().enumerate() {
+                f(p + i, (o * size + id) * inner + i);
+            }
+        }
+    }
+}
+
 fn check_gather_shapes(op: &'static str, x: &Tensor, dim: usize, idx: &Tensor) -> Result<()> {
     let ok = idx.rank() == x.rank() && (0..x.rank()).all(|d| d == dim || idx.shape()[d] <= x.shape()[d]);
     if !ok {
@@ -149,6 +174,11 @@ impl Tensor {
             ids: &[usize],
         ) -> Result<Vec<T>> {
             x.with_data::<T, _>(|src| {
+                if let Some(geometry) = aligned(x.shape(), idx_shape, d) {
+                    let mut out = crate::storage::buffer::<T>(ids.len());
+                    for_each_aligned(geometry, ids, |p, off| out[p] = src[off]);
+                    return out;
+                }
                 let mut out = Vec::with_capacity(ids.len());
                 for_each_index(idx_shape, |p, at| {
                     let off: usize =
@@ -184,6 +214,10 @@ impl Tensor {
         fn k<T: Element + StorageElement>(x: &Tensor, src: &Tensor, xs: &[usize], d: usize, ids: &[usize]) -> Vec<T> {
             let mut out = contiguous_data::<T>(x);
             let s = contiguous_data::<T>(src);
+            if let Some(geometry) = aligned(x.shape(), src.shape(), d) {
+                for_each_aligned(geometry, ids, |p, off| out[off] = out[off] + s[p]);
+                return out;
+            }
             for_each_index(src.shape(), |p, at| {
                 let off: usize =
                     at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
