@@ -71,11 +71,14 @@ fn gather_and_scatter_add_follow_the_definition_for_aligned_and_smaller_indices(
     }
 }
 
+/// Input shape, then kernel, stride, padding and dilation of a pooling.
+type PoolCase = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+
 #[test]
 fn max_pool_values_are_the_gather_of_its_indices() {
     let mut rng = Rng::new(11);
     // Even and odd sizes, padding, stride and dilation; f32 and f64.
-    let cases: [([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 4] = [
+    let cases: [PoolCase; 4] = [
         ([2, 3, 8, 8], [2, 2], [2, 2], [0, 0], [1, 1]),
         ([1, 2, 7, 9], [3, 3], [2, 2], [1, 1], [1, 1]),
         ([2, 1, 9, 7], [2, 3], [1, 2], [1, 1], [2, 1]),
