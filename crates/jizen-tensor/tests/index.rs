@@ -78,8 +78,9 @@ type PoolCase = ([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]);
 fn max_pool_values_are_the_gather_of_its_indices() {
     let mut rng = Rng::new(11);
     // Even and odd sizes, padding, stride and dilation; f32 and f64.
-    let cases: [PoolCase; 4] = [
+    let cases: [PoolCase; 5] = [
         ([2, 3, 8, 8], [2, 2], [2, 2], [0, 0], [1, 1]),
+        ([1, 2, 7, 5], [2, 2], [2, 2], [0, 0], [1, 1]),
         ([1, 2, 7, 9], [3, 3], [2, 2], [1, 1], [1, 1]),
         ([2, 1, 9, 7], [2, 3], [1, 2], [1, 1], [2, 1]),
         ([1, 4, 5, 5], [3, 2], [3, 1], [0, 1], [1, 2]),
@@ -117,11 +118,15 @@ fn max_pool_values_are_the_gather_of_its_indices() {
 fn max_pool_takes_the_first_of_ties_and_propagates_nan() {
     // One 2x4 plane, two 2x2 windows: the first all equal, the second holding a NaN.
     let x = Tensor::from_vec(vec![1.0f32, 1.0, 2.0, f32::NAN, 1.0, 1.0, 3.0, 5.0], &[1, 1, 2, 4]).unwrap();
-    let (vals, idx) = x.max_pool2d_with_indices([2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
-    assert_eq!(idx.to_vec::<i64>().unwrap(), vec![0, 3]);
-    let v = vals.to_vec::<f32>().unwrap();
-    assert_eq!(v[0], 1.0);
-    assert!(v[1].is_nan(), "a NaN in the window is the window's maximum, as in PyTorch: {v:?}");
+    // Stride [2, 2] takes the 2x2 kernel's own path, stride [1, 2] (the same two windows, as the
+    // plane has two rows) the general one.
+    for stride in [[2, 2], [1, 2]] {
+        let (vals, idx) = x.max_pool2d_with_indices([2, 2], stride, [0, 0], [1, 1]).unwrap();
+        assert_eq!(idx.to_vec::<i64>().unwrap(), vec![0, 3], "stride {stride:?}");
+        let v = vals.to_vec::<f32>().unwrap();
+        assert_eq!(v[0], 1.0);
+        assert!(v[1].is_nan(), "a NaN in the window is the window's maximum, as in PyTorch: {v:?}");
+    }
 }
 
 #[test]

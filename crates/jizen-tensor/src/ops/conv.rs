@@ -506,6 +506,15 @@ pub(crate) fn col2im_backward(g: &Im2colGeometry, grad: &Tensor) -> Result<Tenso
     grad.im2col_geom(grad.shape()[0], *g)
 }
 
+/// The larger of two `(value, index)` candidates, `best` on ties; a NaN wins over a number and
+/// the first NaN stays (PyTorch's rule). Written as selects, not branches: which candidate wins
+/// depends on the data, and a branch on it is mispredicted about half the time.
+#[inline(always)]
+fn pick<T: Float>(best: (T, usize), cand: (T, usize)) -> (T, usize) {
+    let take = (cand.0 > best.0) | (cand.0.is_nan() & !best.0.is_nan());
+    (if take { cand.0 } else { best.0 }, if take { cand.1 } else { best.1 })
+}
+
 /// For each of `planes` planes of `x` (`[planes, h * w]`), every window's maximum and its index
 /// in the plane, `[planes, oh * ow]` each. The first maximum wins ties; a NaN wins over numbers
 /// (the first NaN), as in PyTorch. A window wholly in the padding (possible with dilation) has no
@@ -536,23 +545,36 @@ fn max_pool_kernel<T: Float>(x: &[T], planes: usize, g: &Im2colGeometry) -> Resu
     }
     let mut vals = crate::storage::buffer::<T>(planes * out_plane);
     let mut idx = crate::storage::buffer::<i64>(planes * out_plane);
+    // The common 2x2 window with stride 2 and no padding: the two input rows of an output row,
+    // a straight loop the compiler can vectorise.
+    let pairs = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && g.dilation == [1, 1];
     let work = |(p, (v, ix)): (usize, (&mut [T], &mut [i64]))| {
         let src = &x[p * plane..(p + 1) * plane];
+        if pairs {
+            let lines = v.chunks_exact_mut(ow).zip(ix.chunks_exact_mut(ow));
+            for (oy, (v, ix)) in lines.enumerate() {
+                let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+                let (top, bottom) = (&src[r0..r0 + 2 * ow], &src[r1..r1 + 2 * ow]);
+                for (ox, (v, ix)) in v.iter_mut().zip(ix.iter_mut()).enumerate() {
+                    let (a, b) = ((top[2 * ox], r0 + 2 * ox), (top[2 * ox + 1], r0 + 2 * ox + 1));
+                    let (c, d) = ((bottom[2 * ox], r1 + 2 * ox), (bottom[2 * ox + 1], r1 + 2 * ox + 1));
+                    let best = pick(pick(pick(a, b), c), d);
+                    (*v, *ix) = (best.0, best.1 as i64);
+                }
+            }
+            return;
+        }
         for (oy, ys) in rows.iter().enumerate() {
             for (ox, xs) in cols.iter().enumerate() {
-                let mut best = ys[0] * g.w + xs[0];
-                let mut best_v = src[best];
+                let first = ys[0] * g.w + xs[0];
+                let mut best = (src[first], first);
                 for &iy in ys {
                     for &jx in xs {
                         let at = iy * g.w + jx;
-                        let v = src[at];
-                        if v > best_v || (v.is_nan() && !best_v.is_nan()) {
-                            (best, best_v) = (at, v);
-                        }
+                        best = pick(best, (src[at], at));
                     }
                 }
-                v[oy * ow + ox] = best_v;
-                ix[oy * ow + ox] = best as i64;
+                (v[oy * ow + ox], ix[oy * ow + ox]) = (best.0, best.1 as i64);
             }
         }
     };
