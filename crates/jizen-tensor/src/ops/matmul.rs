@@ -23,6 +23,85 @@ impl<T> SendPtr<T> {
     }
 }
 
+/// Single-row products with at least this many multiply-adds split their output columns over
+/// the threads.
+const ROW_PAR_FLOPS: usize = 1 << 17;
+
+/// `a @ b` for one row `a` (`k` contiguous values) and `b` `[k, n]` at strides `(b_rs, b_cs)`,
+/// one of them 1, into `out` `[n]` (added to what `out` holds when `acc`: the bias).
+///
+/// `gemm` packs both operands even for a single row, which costs as much as the product; at
+/// batch 1 (inference, sampling) a product is bound by reading `b`, so this reads every value of
+/// `b` once, in memory order: `n` dot products when `b` is a transposed `[n, k]` weight (its
+/// columns contiguous), else `k` scaled rows of `b` added up.
+fn row_times_matrix<T: Float>(a: &[T], b: &[T], (b_rs, b_cs): (usize, usize), acc: bool, out: &mut [T]) {
+    let k = a.len();
+    let work = |j0: usize, out: &mut [T]| {
+        if b_rs == 1 {
+            for (j, o) in out.iter_mut().enumerate() {
+                let d = dot(a, &b[(j0 + j) * b_cs..][..k]);
+                *o = if acc { *o + d } else { d };
+            }
+        } else {
+            if !acc {
+                out.fill(T::zero());
+            }
+            for (kk, &av) in a.iter().enumerate() {
+                let row = &b[kk * b_rs + j0..][..out.len()];
+                out.iter_mut().zip(row).for_each(|(o, &bv)| *o += av * bv);
+            }
+        }
+    };
+    let threads = num_threads();
+    if threads > 1 && k * out.len() >= ROW_PAR_FLOPS {
+        // Whole cache lines of output per task, a few tasks per thread.
+        let chunk = out.len().div_ceil(2 * threads).next_multiple_of(16);
+        pool().install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(t, o)| work(t * chunk, o)));
+    } else {
+        work(0, out);
+    }
+}
+
+/// `Σ a[i] b[i]` in 64 independent lanes (four AVX-512 registers of f32), compiled for AVX-512
+/// when the CPU has it: one running sum would wait on each addition's latency.
+fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    #[inline(always)]
+    fn lanes<T: Float>(a: &[T], b: &[T]) -> T {
+        const L: usize = 64;
+        let mut acc = [T::zero(); L];
+        let (ca, cb) = (a.chunks_exact(L), b.chunks_exact(L));
+        let mut s = T::zero();
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            s += *x * *y;
+        }
+        for (x, y) in ca.zip(cb) {
+            for l in 0..L {
+                acc[l] += x[l] * y[l];
+            }
+        }
+        // Pairwise: halve the lanes until one is left.
+        let mut width = L;
+        while width > 1 {
+            width /= 2;
+            for l in 0..width {
+                acc[l] = acc[l] + acc[l + width];
+            }
+        }
+        acc[0] + s
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn lanes_avx512<T: Float>(a: &[T], b: &[T]) -> T {
+        lanes(a, b)
+    }
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        return unsafe { lanes_avx512(a, b) };
+    }
+    lanes(a, b)
+}
+
 /// Batched product of `a` [batch.., m, k] and `b` [batch.., k, n] with identical batch dims;
 /// with `bias` [n], every output row starts from it and the GEMM accumulates onto it.
 fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>) -> Vec<T> {
@@ -49,6 +128,11 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
     let (la, lb) = (a.layout(), b.layout());
     let (a_rs, a_cs) = (la.strides()[r - 2] as isize, la.strides()[r - 1] as isize);
     let (b_rs, b_cs) = (lb.strides()[r - 2] as isize, lb.strides()[r - 1] as isize);
+    if nb == 1 && m == 1 && (a_cs == 1 || k == 1) && (b_rs == 1 || b_cs == 1) {
+        let a_row = &xa[la.offset()..][..k];
+        row_times_matrix(a_row, &xb[lb.offset()..], (b_rs as usize, b_cs as usize), read_dst, &mut out);
+        return out;
+    }
     // Storage offset of batch `i` in an operand.
     let batch_offset = |strides: &[usize], base: usize, mut i: usize| -> usize {
         let mut off = base;

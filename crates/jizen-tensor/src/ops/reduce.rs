@@ -113,6 +113,24 @@ fn reduce_kernel<T: Float + StorageElement>(op: ReduceOp, x: &Tensor, axes: &[us
         }
         return acc;
     }
+    // A contiguous tensor whose kept axes are one run with reduced axes on either side, e.g. a
+    // convolution's bias gradient (the sum over N, H and W of [N, C, H, W]): each kept position
+    // owns one contiguous run of `after` elements per leading index. Fold the runs in place
+    // instead of copying the tensor into the general path's order.
+    if let (Some(&first), Some(&last)) = (kept.first(), kept.last()) {
+        let after: usize = shape[last + 1..].iter().product();
+        if x.is_contiguous() && last - first + 1 == kept.len() && outer > 0 && after > 1 {
+            let data = &src[x.layout().contiguous_range().expect("contiguous")];
+            let mut acc = vec![fold_slice::<T>(op, &[]); outer];
+            for (a, block) in data.chunks_exact(outer * after).enumerate() {
+                for (k, run) in block.chunks_exact(after).enumerate() {
+                    let v = fold_slice(op, run);
+                    acc[k] = if a == 0 { v } else { combine(op, acc[k], v) };
+                }
+            }
+            return acc;
+        }
+    }
     // General path: bring the reduced axes last (a view), copy if that is not contiguous, then
     // fold contiguous runs of `inner` elements.
     let perm: Vec<usize> = kept.iter().chain(axes.iter()).copied().collect();

@@ -1,0 +1,69 @@
+//! A single-row product (batch-1 inference) takes its own kernel, not `gemm`: its results must
+//! match the same row computed by `gemm` as part of a two-row product, for both layouts of the
+//! right operand (a transposed `[n, k]` weight and a row-major `[k, n]` matrix), with and without
+//! a bias, in f32 and f64, at sizes on either side of the threaded split.
+
+use jizen_tensor::{DType, Rng, Tensor};
+
+/// Largest |a − b| relative to the largest |b|.
+fn rel_diff(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap()
+}
+
+#[test]
+fn a_single_row_matches_the_same_row_of_a_two_row_product() {
+    let mut rng = Rng::new(3);
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        // (k, n): tiny, odd and not a multiple of the lanes, and large enough to be threaded.
+        for (k, n) in [(1, 1), (3, 5), (70, 33), (784, 512), (512, 256), (129, 1000)] {
+            let x = Tensor::randn(&[1, k], dtype, &mut rng);
+            let other = Tensor::randn(&[1, k], dtype, &mut rng);
+            let pair = Tensor::cat(&[&x, &other], 0).unwrap(); // [2, k]: through gemm
+            let weight = Tensor::randn(&[n, k], dtype, &mut rng); // linear's layout
+            let matrix = Tensor::randn(&[k, n], dtype, &mut rng); // row-major
+            let bias = Tensor::randn(&[n], dtype, &mut rng);
+            let first_row = |t: Tensor| values(&t.narrow(0, 0, 1).unwrap());
+
+            let got = values(&x.linear(&weight, Some(&bias)).unwrap());
+            let want = first_row(pair.linear(&weight, Some(&bias)).unwrap());
+            assert!(rel_diff(&got, &want) < tol, "linear {dtype} k={k} n={n}: {}", rel_diff(&got, &want));
+
+            let got = values(&x.linear(&weight, None).unwrap());
+            let want = first_row(pair.linear(&weight, None).unwrap());
+            assert!(rel_diff(&got, &want) < tol, "linear without bias {dtype} k={k} n={n}");
+
+            let got = values(&x.matmul(&matrix).unwrap());
+            let want = first_row(pair.matmul(&matrix).unwrap());
+            assert!(rel_diff(&got, &want) < tol, "matmul row-major {dtype} k={k} n={n}");
+
+            let transposed = weight.transpose(0, 1).unwrap(); // [k, n], columns contiguous
+            let got = values(&x.matmul(&transposed).unwrap());
+            let want = first_row(pair.matmul(&transposed).unwrap());
+            assert!(rel_diff(&got, &want) < tol, "matmul transposed {dtype} k={k} n={n}");
+
+            // A 1-D vector on the left is a single row too.
+            let v = x.reshape(&[k]).unwrap();
+            let got = values(&v.matmul(&matrix).unwrap());
+            let want = first_row(pair.matmul(&matrix).unwrap());
+            assert!(rel_diff(&got, &want) < tol, "vector @ matrix {dtype} k={k} n={n}");
+        }
+    }
+}
+
+#[test]
+fn a_single_row_of_a_strided_left_operand_still_multiplies_right() {
+    // The row is a column of a larger matrix (stride 3): not contiguous, so gemm handles it.
+    let mut rng = Rng::new(4);
+    let big = Tensor::randn(&[40, 3], DType::F64, &mut rng);
+    let col = big.narrow(1, 1, 1).unwrap().transpose(0, 1).unwrap(); // [1, 40], stride 3
+    let w = Tensor::randn(&[40, 7], DType::F64, &mut rng);
+    let got = values(&col.matmul(&w).unwrap());
+    let want = values(&col.contiguous().unwrap().matmul(&w).unwrap());
+    assert!(rel_diff(&got, &want) < 1e-12);
+}
