@@ -83,8 +83,9 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
         let mut width = L;
         while width > 1 {
             width /= 2;
-            for l in 0..width {
-                acc[l] = acc[l] + acc[l + width];
+            let (low, high) = acc.split_at_mut(width);
+            for (a, &b) in low.iter_mut().zip(&high[..width]) {
+                *a += b;
             }
         }
         acc[0] + s
