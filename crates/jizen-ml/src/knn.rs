@@ -74,7 +74,32 @@ struct NeighbourIndex {
     rows: Vec<f64>,
     /// Squared norm of every training row, for the brute-force matrix-product distances.
     x_sq: Vec<f64>,
+    /// The training rows in f32, for brute force when every value is within [`F32_RANGE`] and
+    /// the f32 rounding bound is below [`F32_MAX_SLACK`]: the product then runs at twice the
+    /// f64 rate, and the exact re-ranking keeps the answer identical.
+    rows32: Option<Vec<f32>>,
     tree: Option<KdTree>,
+}
+
+/// Magnitudes within which every nonzero value of the f32 shortlist's operands must lie: their
+/// products (at least 1e-30, at most 1e30) and the sums of `d` of them stay normal f32 numbers,
+/// so the rounding bound of [`NeighbourIndex::nearest`] holds.
+const F32_RANGE: (f64, f64) = (1e-15, 1e15);
+
+/// The largest relative slack `4 (d + 2) ε` (see [`slack_factor`]) for which the f32 shortlist
+/// is used; beyond it (more than about 20,000 features) the shortlist would hold too many candidates to pay.
+const F32_MAX_SLACK: f64 = 1e-2;
+
+/// Whether `v` converts to f32 and multiplies within [`F32_RANGE`].
+fn f32_safe(v: f64) -> bool {
+    let a = v.abs();
+    a == 0.0 || (F32_RANGE.0..=F32_RANGE.1).contains(&a)
+}
+
+/// The rounding slack factor `8 (d + 2) u = 4 (d + 2) ε` of keys from `d`-term dot products in
+/// a precision with machine epsilon `eps` (see [`NeighbourIndex::nearest`]).
+fn slack_factor(d: usize, eps: f64) -> f64 {
+    4.0 * (d as f64 + 2.0) * eps
 }
 
 /// Queries are spread over threads in runs of at least this many queries.
@@ -107,11 +132,44 @@ fn index(what: &'static str, x: &Matrix, k: usize, algorithm: KnnAlgorithm) -> R
         KnnAlgorithm::KdTree => true,
         KnnAlgorithm::Auto => x.ncols() <= KD_TREE_MAX_FEATURES && 2 * k < x.nrows(),
     };
-    let d = x.ncols();
-    let mut rows = vec![0.0; x.nrows() * d];
-    to_row_major(x.as_ref(), &mut rows);
-    let x_sq = rows.chunks_exact(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
-    Ok(NeighbourIndex { k, n_features: d, rows, x_sq, tree: use_tree.then(|| KdTree::build(x)) })
+    let (n, d) = (x.nrows(), x.ncols());
+    let want32 = !use_tree && slack_factor(d, f64::from(f32::EPSILON)) <= F32_MAX_SLACK;
+    let (mut rows, mut x_sq) = (vec![0.0; n * d], vec![0.0; n]);
+    let mut rows32 = vec![0.0f32; if want32 { n * d } else { 0 }];
+    // Blocks of rows in parallel: each is transposed from the column-major input, squared and
+    // (for brute force) rounded to f32, in one pass while it is in cache.
+    const ROWS: usize = 64;
+    let one_block = |b: usize, block: &mut [f64], sq: &mut [f64], block32: &mut [f32]| -> bool {
+        let rows = sq.len();
+        to_row_major(x.subrows(b * ROWS, rows), block);
+        for (s, r) in sq.iter_mut().zip(block.chunks_exact(d)) {
+            *s = r.iter().map(|v| v * v).sum();
+        }
+        block32.iter_mut().zip(block.iter()).for_each(|(o, &v)| *o = v as f32);
+        block32.is_empty() || block.iter().all(|&v| f32_safe(v))
+    };
+    // `reduce`, not `all`: every block must be written, so nothing may stop early.
+    let blocks = rows.par_chunks_mut(ROWS * d).zip(x_sq.par_chunks_mut(ROWS)).enumerate();
+    let and = |a: bool, b: bool| a && b;
+    let in_range = if n * d >= PAR_MIN_WORK {
+        crate::parallel::install(|| {
+            if want32 {
+                let with32 = blocks.zip(rows32.par_chunks_mut(ROWS * d));
+                with32.map(|((b, (r, q)), r32)| one_block(b, r, q, r32)).reduce(|| true, and)
+            } else {
+                blocks.map(|(b, (r, q))| one_block(b, r, q, &mut [])).reduce(|| true, and)
+            }
+        })
+    } else {
+        let mut ok = true;
+        for (b, (r, q)) in rows.chunks_mut(ROWS * d).zip(x_sq.chunks_mut(ROWS)).enumerate() {
+            let r32 = if want32 { &mut rows32[b * ROWS * d..b * ROWS * d + r.len()] } else { &mut [][..] };
+            ok &= one_block(b, r, q, r32);
+        }
+        ok
+    };
+    let rows32 = (want32 && in_range).then_some(rows32);
+    Ok(NeighbourIndex { k, n_features: d, rows, x_sq, rows32, tree: use_tree.then(|| KdTree::build(x)) })
 }
 
 /// The `k`-th smallest of `keys` (`k` ≥ 1), or infinity when fewer than `k` are below infinity
@@ -189,54 +247,90 @@ impl NeighbourIndex {
     }
 
     /// Brute force: per block of queries, one matrix product gives every query's dot products
-    /// with all training rows, from which each query shortlists its candidates.
+    /// with all training rows, from which each query shortlists its candidates. The product is
+    /// in f32 when the index holds f32 rows and the block's values are in [`F32_RANGE`].
     fn brute_kneighbors(&self, x: &Matrix) -> Vec<Vec<(usize, f64)>> {
         let (n_train, d) = (self.n_train(), self.n_features);
-        let train = MatRef::from_row_major_slice(&self.rows, n_train, d);
         let x_sq_max = self.x_sq.iter().copied().fold(0.0, f64::max);
         let block = BLOCK.min(x.nrows());
-        // Reused by every block: the block's queries, row-major, and their dot products,
-        // column-major `[n_train, block]` (a query's products are one contiguous column).
+        // Reused by every block: the block's queries, row-major, and their dot products (then
+        // keys), column-major `[n_train, block]` (a query's products are one contiguous column);
+        // the same in f32 when the index has f32 rows.
         let (mut queries, mut dots) = (vec![0.0; block * d], vec![0.0; n_train * block]);
+        let len32 = |len: usize| if self.rows32.is_some() { len } else { 0 };
+        let (mut queries32, mut dots32) = (vec![0.0f32; len32(block * d)], vec![0.0f32; len32(n_train * block)]);
+        let par = faer::get_global_parallelism();
         let mut out = Vec::with_capacity(x.nrows());
         for start in (0..x.nrows()).step_by(BLOCK) {
             let rows = BLOCK.min(x.nrows() - start);
             let (q, g) = (&mut queries[..rows * d], &mut dots[..n_train * rows]);
             to_row_major(x.subrows(start, rows), q);
             // The queries' row-major copy is, read column-major, the block transposed: [d, rows].
-            let q_t = MatRef::from_column_major_slice(q, d, rows);
-            let g_mat = MatMut::from_column_major_slice_mut(g, n_train, rows);
-            matmul(g_mat, Accum::Replace, train, q_t, 1.0, faer::get_global_parallelism());
-            let one = |(q, g): (&[f64], &mut [f64])| self.nearest(q, g, x_sq_max);
-            // Queries are independent, so the parallel results equal the serial ones.
-            if rows >= 2 * PAR_MIN_QUERIES && rows * n_train >= PAR_MIN_KEYS {
-                crate::parallel::install(|| {
-                    let pairs = q.par_chunks_exact(d).zip(g.par_chunks_exact_mut(n_train));
-                    out.par_extend(pairs.with_min_len(PAR_MIN_QUERIES).map(one));
-                });
+            let train32 = self.rows32.as_deref().filter(|_| q.iter().all(|&v| f32_safe(v)));
+            if let Some(train32) = train32 {
+                let (q32, g32) = (&mut queries32[..rows * d], &mut dots32[..n_train * rows]);
+                q32.iter_mut().zip(q.iter()).for_each(|(o, &v)| *o = v as f32);
+                let train = MatRef::from_row_major_slice(train32, n_train, d);
+                let q_t = MatRef::from_column_major_slice(q32, d, rows);
+                matmul(MatMut::from_column_major_slice_mut(g32, n_train, rows), Accum::Replace, train, q_t, 1.0, par);
+                let eps = f64::from(f32::EPSILON);
+                let one = |((q, g32), keys): ((&[f64], &[f32]), &mut [f64])| {
+                    keys.iter_mut().zip(g32).zip(&self.x_sq).for_each(|((k, &g), s)| *k = s - 2.0 * f64::from(g));
+                    self.nearest(q, keys, x_sq_max, eps)
+                };
+                let g32 = &dots32[..n_train * rows];
+                // Queries are independent, so the parallel results equal the serial ones.
+                if rows >= 2 * PAR_MIN_QUERIES && rows * n_train >= PAR_MIN_KEYS {
+                    crate::parallel::install(|| {
+                        let items = q.par_chunks_exact(d).zip(g32.par_chunks_exact(n_train));
+                        out.par_extend(
+                            items.zip(g.par_chunks_exact_mut(n_train)).with_min_len(PAR_MIN_QUERIES).map(one),
+                        );
+                    });
+                } else {
+                    out.extend(
+                        q.chunks_exact(d).zip(g32.chunks_exact(n_train)).zip(g.chunks_exact_mut(n_train)).map(one),
+                    );
+                }
             } else {
-                out.extend(q.chunks_exact(d).zip(g.chunks_exact_mut(n_train)).map(one));
+                let train = MatRef::from_row_major_slice(&self.rows, n_train, d);
+                let q_t = MatRef::from_column_major_slice(q, d, rows);
+                matmul(MatMut::from_column_major_slice_mut(g, n_train, rows), Accum::Replace, train, q_t, 1.0, par);
+                let one = |(q, keys): (&[f64], &mut [f64])| {
+                    keys.iter_mut().zip(&self.x_sq).for_each(|(g, s)| *g = s - 2.0 * *g);
+                    self.nearest(q, keys, x_sq_max, f64::EPSILON)
+                };
+                if rows >= 2 * PAR_MIN_QUERIES && rows * n_train >= PAR_MIN_KEYS {
+                    crate::parallel::install(|| {
+                        let pairs = q.par_chunks_exact(d).zip(g.par_chunks_exact_mut(n_train));
+                        out.par_extend(pairs.with_min_len(PAR_MIN_QUERIES).map(one));
+                    });
+                } else {
+                    out.extend(q.chunks_exact(d).zip(g.chunks_exact_mut(n_train)).map(one));
+                }
             }
         }
         out
     }
 
-    /// The `k` nearest training rows of the query `q` as `(index, distance)`, given `g`, its dot
-    /// products with every training row (overwritten with the keys below).
+    /// The `k` nearest training rows of the query `q` as `(index, distance)`, given its `keys`
+    /// (below) for every training row, from dot products computed in a precision with machine
+    /// epsilon `eps` (unit roundoff `u = ε/2`).
     ///
     /// `|q − xₜ|² = |q|² + keyₜ` with `keyₜ = |xₜ|² − 2 q·xₜ`, so the keys rank the rows as the
-    /// distances do, without the query's constant. They are fast but rounded: each is within
-    /// `slack` of its exact value. The k-th smallest key is then at least the exact k-th
-    /// smallest less `slack`, so every row of the true k nearest has a key at most `2 slack`
-    /// above it. Those candidates are ranked by their exact distances, so the result equals the
-    /// k-d tree's bit for bit.
-    fn nearest(&self, q: &[f64], g: &mut [f64], x_sq_max: f64) -> Vec<(usize, f64)> {
-        // One vectorised pass makes the keys; the two scans below then only compare.
-        let keys = g;
-        keys.iter_mut().zip(&self.x_sq).for_each(|(g, x_sq)| *g = x_sq - 2.0 * *g);
+    /// distances do, without the query's constant. They are fast but rounded: rounding the
+    /// operands and summing `d` products in any order errs by at most `(d + 2) u Σ|qᵢ xᵢ|`
+    /// (while no value overflows or underflows, which [`F32_RANGE`] ensures for f32), and
+    /// `Σ|qᵢ xᵢ| ≤ (|q|² + |xₜ|²) / 2`; with the rounding of `|xₜ|²` (in f64, at most
+    /// `d u |xₜ|²`) and of the subtraction, each key errs by at most `(2d + 4) u (|q|² + |xₜ|²)`.
+    /// `slack` is `8 (d + 2) u (|q|² + max |xₜ|²)`, four times that bound. The k-th smallest key
+    /// is then at least the exact k-th smallest less `slack`, so every row of the true k nearest
+    /// has a key at most `2 slack` above it. Those candidates are ranked by their exact
+    /// distances, so the result equals the k-d tree's bit for bit, whichever precision made the
+    /// keys.
+    fn nearest(&self, q: &[f64], keys: &[f64], x_sq_max: f64, eps: f64) -> Vec<(usize, f64)> {
         let q_sq: f64 = q.iter().map(|v| v * v).sum();
-        // The rounding of d-term dot products and norms, with a margin of 4.
-        let slack = 8.0 * (q.len() as f64 + 2.0) * f64::EPSILON * (q_sq + x_sq_max);
+        let slack = slack_factor(q.len(), eps) * (q_sq + x_sq_max);
         let bound = kth_smallest(keys.iter().copied(), self.k) + 2.0 * slack;
         let exact = |t: usize| (t, sq_dist(q, self.row(t)));
         let mut cand: Vec<(usize, f64)> = if bound.is_finite() {
@@ -584,6 +678,34 @@ mod tests {
             let nb = m.kneighbors(&q).unwrap();
             assert_eq!(nb[0].iter().map(|p| p.0).collect::<Vec<_>>(), vec![3, 2], "{algorithm:?}");
         }
+    }
+
+    #[test]
+    fn f32_shortlists_rank_exactly_where_f32_cannot_tell_rows_apart() {
+        // Rows 1000 + offsets of 1e-6..1e-4: their f32 values coincide or nearly so, so the
+        // f32 keys are nearly all tied and only the exact re-ranking orders the neighbours.
+        let mut rng = crate::split::SplitMix64(11);
+        let (n, d) = (300, 20);
+        let x = Matrix::from_fn(n, d, |_, _| 1000.0 + 1e-4 * rng.normal());
+        let q = Matrix::from_fn(40, d, |_, _| 1000.0 + 1e-4 * rng.normal());
+        let t: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let brute = KnnRegressorConfig { algorithm: KnnAlgorithm::Brute, ..KnnRegressorConfig::new(5) };
+        let tree = KnnRegressorConfig { algorithm: KnnAlgorithm::KdTree, ..brute };
+        let fitted = brute.fit(&x, &t).unwrap();
+        assert!(fitted.index.rows32.is_some(), "values in range take the f32 product");
+        assert_eq!(fitted.kneighbors(&q).unwrap(), tree.fit(&x, &t).unwrap().kneighbors(&q).unwrap());
+
+        // Training rows out of f32's safe range keep the f64 product; so do queries out of it
+        // (their block falls back even though the index holds f32 rows).
+        let tiny = Matrix::from_fn(n, d, |i, j| 1e-20 * x[(i, j)]);
+        let tiny_q = Matrix::from_fn(40, d, |i, j| 1e-20 * q[(i, j)]);
+        let fitted_tiny = brute.fit(&tiny, &t).unwrap();
+        assert!(fitted_tiny.index.rows32.is_none());
+        let want = tree.fit(&tiny, &t).unwrap().kneighbors(&tiny_q).unwrap();
+        assert_eq!(fitted_tiny.kneighbors(&tiny_q).unwrap(), want);
+        let huge_q = Matrix::from_fn(40, d, |i, j| if j == 0 { 1e16 } else { q[(i, j)] });
+        let want = tree.fit(&x, &t).unwrap().kneighbors(&huge_q).unwrap();
+        assert_eq!(fitted.kneighbors(&huge_q).unwrap(), want);
     }
 
     #[test]
