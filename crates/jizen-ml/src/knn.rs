@@ -172,9 +172,48 @@ fn index(what: &'static str, x: &Matrix, k: usize, algorithm: KnnAlgorithm) -> R
     Ok(NeighbourIndex { k, n_features: d, rows, x_sq, rows32, tree: use_tree.then(|| KdTree::build(x)) })
 }
 
+/// Products with fewer multiply-adds than this run on one thread.
+const PAR_MIN_PRODUCT: usize = 1 << 20;
+
+/// `dst = lhs × rhs`, with the rows of `dst` and `lhs` split between the threads, each part a
+/// one-threaded product (faer would keep a product of digits' size on one thread).
+fn split_product<T: faer::traits::ComplexField>(dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
+    fn go<T: faer::traits::ComplexField>(dst: MatMut<'_, T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, parts: usize) {
+        let m = dst.nrows();
+        if parts <= 1 || m < 64 {
+            return matmul(dst, Accum::Replace, lhs, rhs, T::one_impl(), faer::Par::Seq);
+        }
+        // Halves at a multiple of 16 rows, a whole number of SIMD registers.
+        let mid = (m / 2).next_multiple_of(16).min(m);
+        let ((top, bottom), (l_top, l_bottom)) = (dst.split_at_row_mut(mid), lhs.split_at_row(mid));
+        rayon::join(|| go(top, l_top, rhs, parts / 2), || go(bottom, l_bottom, rhs, parts - parts / 2));
+    }
+    let parts =
+        if dst.nrows() * dst.ncols() * lhs.ncols() >= PAR_MIN_PRODUCT { crate::parallel::num_threads() } else { 1 };
+    crate::parallel::install(|| go(dst, lhs, rhs, parts));
+}
+
+/// Keys per run in the scans of [`kth_smallest`] and [`NeighbourIndex::nearest`].
+const RUN: usize = 16;
+
+/// The smallest of `run`, NaN ignored (infinity when all are NaN, so never NaN itself). Eight independent lanes of
+/// selects, which vectorise (one running minimum would be a serial chain).
+#[inline]
+fn run_min(run: &[f64]) -> f64 {
+    let pick = |m: f64, v: f64| if v < m { v } else { m };
+    let mut lanes = [f64::INFINITY; 8];
+    let mut groups = run.chunks_exact(8);
+    for g in &mut groups {
+        for (m, &v) in lanes.iter_mut().zip(g) {
+            *m = pick(*m, v);
+        }
+    }
+    groups.remainder().iter().chain(&lanes).fold(f64::INFINITY, |m, &v| pick(m, v))
+}
+
 /// The `k`-th smallest of `keys` (`k` ≥ 1), or infinity when fewer than `k` are below infinity
 /// (NaN never counts), by one pass that keeps the `k` smallest so far in a max-heap.
-fn kth_smallest(keys: impl Iterator<Item = f64>, k: usize) -> f64 {
+fn kth_smallest(keys: &[f64], k: usize) -> f64 {
     /// A key ordered by `total_cmp`, which `BinaryHeap` needs.
     struct Key(f64);
     impl PartialEq for Key {
@@ -195,16 +234,22 @@ fn kth_smallest(keys: impl Iterator<Item = f64>, k: usize) -> f64 {
     }
     let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
     // The heap's top once it holds k keys: only a smaller key changes it, which is rare once the
-    // heap holds near neighbours, so most keys cost one comparison.
+    // heap holds near neighbours. A run of keys whose minimum is not below it is skipped whole,
+    // so most keys cost one vectorised comparison.
     let mut worst = f64::INFINITY;
-    for key in keys {
-        if key < worst {
-            heap.push(Key(key));
-            if heap.len() > k {
-                heap.pop();
-            }
-            if heap.len() == k {
-                worst = heap.peek().expect("k >= 1").0;
+    for run in keys.chunks(RUN) {
+        if run_min(run) >= worst {
+            continue;
+        }
+        for &key in run {
+            if key < worst {
+                heap.push(Key(key));
+                if heap.len() > k {
+                    heap.pop();
+                }
+                if heap.len() == k {
+                    worst = heap.peek().expect("k >= 1").0;
+                }
             }
         }
     }
@@ -253,17 +298,18 @@ impl NeighbourIndex {
         let (n_train, d) = (self.n_train(), self.n_features);
         let x_sq_max = self.x_sq.iter().copied().fold(0.0, f64::max);
         let block = BLOCK.min(x.nrows());
-        // Reused by every block: the block's queries, row-major, and their dot products (then
-        // keys), column-major `[n_train, block]` (a query's products are one contiguous column);
-        // the same in f32 when the index has f32 rows.
-        let (mut queries, mut dots) = (vec![0.0; block * d], vec![0.0; n_train * block]);
+        // Reused by every block: the block's queries, row-major, and their dot products,
+        // column-major `[n_train, block]` (a query's products are one contiguous column), in f32
+        // when the index has f32 rows; the f64 products (turned into keys in place) are
+        // allocated only when a block needs them.
+        let mut queries = vec![0.0; block * d];
+        let mut dots: Vec<f64> = Vec::new();
         let len32 = |len: usize| if self.rows32.is_some() { len } else { 0 };
         let (mut queries32, mut dots32) = (vec![0.0f32; len32(block * d)], vec![0.0f32; len32(n_train * block)]);
-        let par = faer::get_global_parallelism();
         let mut out = Vec::with_capacity(x.nrows());
         for start in (0..x.nrows()).step_by(BLOCK) {
             let rows = BLOCK.min(x.nrows() - start);
-            let (q, g) = (&mut queries[..rows * d], &mut dots[..n_train * rows]);
+            let q = &mut queries[..rows * d];
             to_row_major(x.subrows(start, rows), q);
             // The queries' row-major copy is, read column-major, the block transposed: [d, rows].
             let train32 = self.rows32.as_deref().filter(|_| q.iter().all(|&v| f32_safe(v)));
@@ -272,10 +318,12 @@ impl NeighbourIndex {
                 q32.iter_mut().zip(q.iter()).for_each(|(o, &v)| *o = v as f32);
                 let train = MatRef::from_row_major_slice(train32, n_train, d);
                 let q_t = MatRef::from_column_major_slice(q32, d, rows);
-                matmul(MatMut::from_column_major_slice_mut(g32, n_train, rows), Accum::Replace, train, q_t, 1.0, par);
+                split_product(MatMut::from_column_major_slice_mut(g32, n_train, rows), train, q_t);
                 let eps = f64::from(f32::EPSILON);
-                let one = |((q, g32), keys): ((&[f64], &[f32]), &mut [f64])| {
-                    keys.iter_mut().zip(g32).zip(&self.x_sq).for_each(|((k, &g), s)| *k = s - 2.0 * f64::from(g));
+                // Each query's keys go to a scratch column of its thread.
+                let one = |keys: &mut Vec<f64>, (q, g32): (&[f64], &[f32])| {
+                    keys.clear();
+                    keys.extend(g32.iter().zip(&self.x_sq).map(|(&g, s)| s - 2.0 * f64::from(g)));
                     self.nearest(q, keys, x_sq_max, eps)
                 };
                 let g32 = &dots32[..n_train * rows];
@@ -283,19 +331,19 @@ impl NeighbourIndex {
                 if rows >= 2 * PAR_MIN_QUERIES && rows * n_train >= PAR_MIN_KEYS {
                     crate::parallel::install(|| {
                         let items = q.par_chunks_exact(d).zip(g32.par_chunks_exact(n_train));
-                        out.par_extend(
-                            items.zip(g.par_chunks_exact_mut(n_train)).with_min_len(PAR_MIN_QUERIES).map(one),
-                        );
+                        let scratch = || Vec::with_capacity(n_train);
+                        out.par_extend(items.with_min_len(PAR_MIN_QUERIES).map_init(scratch, one));
                     });
                 } else {
-                    out.extend(
-                        q.chunks_exact(d).zip(g32.chunks_exact(n_train)).zip(g.chunks_exact_mut(n_train)).map(one),
-                    );
+                    let mut keys = Vec::with_capacity(n_train);
+                    out.extend(q.chunks_exact(d).zip(g32.chunks_exact(n_train)).map(|item| one(&mut keys, item)));
                 }
             } else {
+                dots.resize(n_train * block, 0.0);
+                let g = &mut dots[..n_train * rows];
                 let train = MatRef::from_row_major_slice(&self.rows, n_train, d);
                 let q_t = MatRef::from_column_major_slice(q, d, rows);
-                matmul(MatMut::from_column_major_slice_mut(g, n_train, rows), Accum::Replace, train, q_t, 1.0, par);
+                split_product(MatMut::from_column_major_slice_mut(g, n_train, rows), train, q_t);
                 let one = |(q, keys): (&[f64], &mut [f64])| {
                     keys.iter_mut().zip(&self.x_sq).for_each(|(g, s)| *g = s - 2.0 * *g);
                     self.nearest(q, keys, x_sq_max, f64::EPSILON)
@@ -331,10 +379,18 @@ impl NeighbourIndex {
     fn nearest(&self, q: &[f64], keys: &[f64], x_sq_max: f64, eps: f64) -> Vec<(usize, f64)> {
         let q_sq: f64 = q.iter().map(|v| v * v).sum();
         let slack = slack_factor(q.len(), eps) * (q_sq + x_sq_max);
-        let bound = kth_smallest(keys.iter().copied(), self.k) + 2.0 * slack;
+        let bound = kth_smallest(keys, self.k) + 2.0 * slack;
         let exact = |t: usize| (t, sq_dist(q, self.row(t)));
         let mut cand: Vec<(usize, f64)> = if bound.is_finite() {
-            keys.iter().enumerate().filter(|&(_, &key)| key <= bound).map(|(t, _)| exact(t)).collect()
+            // Runs whose minimum is above the bound hold no candidate.
+            let mut cand = Vec::new();
+            for (r, run) in keys.chunks(RUN).enumerate() {
+                if run_min(run) <= bound {
+                    let hits = run.iter().enumerate().filter(|&(_, &key)| key <= bound);
+                    cand.extend(hits.map(|(i, _)| exact(r * RUN + i)));
+                }
+            }
+            cand
         } else {
             // Squares overflow f64 (values near its limit): no shortlist is safe, rank every row.
             (0..self.n_train()).map(exact).collect()
