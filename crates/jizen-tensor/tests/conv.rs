@@ -44,7 +44,10 @@ fn conv2d_family_matches_im2col_matmul_composite() {
     ];
     for (name, xs, ws, opts) in cases {
         for dtype in [DType::F64, DType::F32] {
-            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+            // f32: 3×3, stride-1 convolutions with 8 or more channels take Winograd's F(2×2, 3×3),
+            // whose transforms add a few roundings per output (measured here: 1.01e-5 at most, on
+            // the batch-1 case's output); the tolerance leaves room for that.
+            let tol = if dtype == DType::F64 { 1e-12 } else { 3e-5 };
             let x = Tensor::randn(&xs, dtype, &mut rng).requires_grad_(true);
             let w = Tensor::randn(&ws, dtype, &mut rng).requires_grad_(true);
             let b = Tensor::randn(&[ws[0]], dtype, &mut rng).requires_grad_(true);

@@ -170,6 +170,14 @@ fn col2im_sample<T: Float>(cols: &mut [T], g: &Im2colGeometry, img: &mut [T]) {
     }
 }
 
+/// Whether the forward and input-gradient kernels of `cg` take Winograd's F(2×2, 3×3)
+/// (`conv_winograd.rs`): where it applies, unless `JIZEN_WINOGRAD=0` (kept for comparison).
+fn winograd(cg: &ConvGeometry) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("JIZEN_WINOGRAD").map_or(true, |v| v.trim() != "0"))
+        && super::conv_winograd::applies(cg)
+}
+
 /// How to spread `n` samples over the threads: `Some(par)` = one sample after another, each
 /// GEMM with `par`; `None` = samples in parallel, GEMMs on one thread.
 fn plan(cg: &ConvGeometry, n: usize) -> Option<gemm::Parallelism> {
@@ -224,6 +232,9 @@ fn for_each_sample<T: Float>(
 
 /// y [N, Cout, L] = W [Cout, kg] × cols(x[n]) [kg, L] (+ bias [Cout]), per group.
 fn forward_kernel<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: &ConvGeometry) -> Vec<T> {
+    if winograd(cg) {
+        return super::conv_winograd::forward(x, w, bias, n, cg);
+    }
     let (kg, l, gs) = (cg.kg(), cg.l(), cg.groups);
     let cog = cg.cout / gs;
     let mut out = buffer::<T>(n * cg.cout * l);
@@ -259,6 +270,9 @@ fn forward_kernel<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: 
 
 /// grad_x [N, C, H, W] = col2im(Wᵀ [kg, Cout] × g[n] [Cout, L]), per group.
 fn grad_input_kernel<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometry) -> Vec<T> {
+    if winograd(cg) {
+        return super::conv_winograd::grad_input(gy, w, n, cg);
+    }
     let (kg, l, gs) = (cg.kg(), cg.l(), cg.groups);
     let cog = cg.cout / gs;
     let mut out = buffer::<T>(n * cg.in_len());

@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod conv;
 pub mod conv_tiled;
+mod conv_winograd;
 pub mod cross_entropy;
 pub mod index;
 pub mod lstm;

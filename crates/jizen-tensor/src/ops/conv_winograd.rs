@@ -1,0 +1,517 @@
+//! 3×3, stride-1 convolutions by Winograd's minimal filtering F(2×2, 3×3) (Lavin and Gray,
+//! "Fast Algorithms for Convolutional Neural Networks", 2016).
+//!
+//! A 2×2 block of outputs depends on a 4×4 tile `d` of the (padded) input. With the filter
+//! `g` (3×3) transformed once to `U = G g Gᵀ` and the tile to `V = Bᵀ d B` (both 4×4), the
+//! block is `Aᵀ (U ⊙ V) A`: 16 multiplications per channel pair instead of the 36 of the direct
+//! form. Summed over input channels, each of the 16 positions ξ of the 4×4 product is one
+//! matrix product `M_ξ [Cout, tiles] = U_ξ [Cout, C] × V_ξ [C, tiles]`, so the work is 16
+//! GEMMs of `2.25×` fewer multiply-adds in all than im2col's one, plus the transforms, which are
+//! additions only.
+//!
+//! ```text
+//!      ⎡1  0 -1  0⎤        ⎡ 1    0    0 ⎤        ⎡1 1  1  0⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥   Aᵀ = ⎣0 1 -1 -1⎦
+//!      ⎢0 -1  1  0⎥        ⎢1/2 -1/2  1/2⎥
+//!      ⎣0  1  0 -1⎦        ⎣ 0    0    1 ⎦
+//! ```
+//!
+//! These matrices compute the cross-correlation `y[i, j] = Σ x[i + a, j + b] g[a, b]` that
+//! `conv2d` means. The input gradient of such a convolution is another one (the gradient
+//! correlated with the flipped, channel-transposed filter, padded by `2 − padding`), so
+//! `conv2d_grad_input` takes this path too; the weight gradient stays with im2col.
+//!
+//! Work is split into chunks of samples, a chunk's transformed tiles and products sized to stay
+//! in the core's cache; chunks run in parallel, each with its own buffers.
+
+use rayon::prelude::*;
+
+use crate::dtype::Float;
+use crate::ops::conv_tiled::{gemm, ConvGeometry};
+use crate::parallel::{num_threads, pool};
+use crate::storage::buffer;
+
+/// Input and output channels below this keep im2col: the 16 products would be too thin (their
+/// inner dimension is the input channels) to pay for the transforms.
+const MIN_CHANNELS: usize = 8;
+
+/// Tiles per chunk to aim for: the chunk's `V` (16 × C × tiles) and `M` (16 × Cout × tiles)
+/// then stay near the size of a core's L2 cache for the channel counts of small CNNs.
+const CHUNK_TILES: usize = 128;
+
+/// Whether the convolution `cg` (and its input gradient) takes the Winograd path: a 3×3 kernel,
+/// stride 1, dilation 1, one group, padding at most 2 (so that the input gradient's padding
+/// `2 − p` exists) and at least [`MIN_CHANNELS`] input and output channels.
+pub(crate) fn applies(cg: &ConvGeometry) -> bool {
+    let g = &cg.im;
+    g.kernel == [3, 3]
+        && g.stride == [1, 1]
+        && g.dilation == [1, 1]
+        && cg.groups == 1
+        && g.padding[0] <= 2
+        && g.padding[1] <= 2
+        && g.c >= MIN_CHANNELS
+        && cg.cout >= MIN_CHANNELS
+}
+
+/// The forward convolution of `applies(cg)`: `x` [N, C, H, W], `w` [Cout, C, 3, 3].
+pub(crate) fn forward<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: &ConvGeometry) -> Vec<T> {
+    let g = &cg.im;
+    conv3x3(x, w, bias, n, [g.c, g.h, g.w], cg.cout, g.padding)
+}
+
+/// The input gradient of `applies(cg)`: `gy` [N, Cout, oh, ow] correlated with the flipped,
+/// channel-transposed filter `w'[c, co, a, b] = w[co, c, 2 − a, 2 − b]`, padded by `2 − p`.
+pub(crate) fn grad_input<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometry) -> Vec<T> {
+    let (g, c, cout) = (&cg.im, cg.im.c, cg.cout);
+    let mut flipped = vec![T::zero(); w.len()];
+    for co in 0..cout {
+        for ci in 0..c {
+            let src = &w[(co * c + ci) * 9..][..9];
+            let dst = &mut flipped[(ci * cout + co) * 9..][..9];
+            for (k, v) in dst.iter_mut().enumerate() {
+                *v = src[8 - k];
+            }
+        }
+    }
+    let pad = [2 - g.padding[0], 2 - g.padding[1]];
+    conv3x3(gy, &flipped, None, n, [cout, g.out[0], g.out[1]], c, pad)
+}
+
+/// `U = G g Gᵀ` for every filter of `w` [Cout, C, 3, 3], laid out `[16, C, Cout]` (position ξ
+/// outermost; `U_ξ` [Cout, C] column-major, as the product's microkernel reads it).
+fn filter_transform<T: Float>(w: &[T], cout: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5);
+    // The 4 rows of G applied to three values.
+    let g4 = |a: T, b: T, d: T| [a, half * (a + b + d), half * (a - b + d), d];
+    let mut u = vec![T::zero(); 16 * cout * c];
+    for (f, g) in w.chunks_exact(9).enumerate() {
+        // G g: each filter column through G (4 rows × 3 columns).
+        let cols: [[T; 4]; 3] = std::array::from_fn(|j| g4(g[j], g[3 + j], g[6 + j]));
+        for r in 0..4 {
+            // (G g) Gᵀ: row r through G.
+            let row = g4(cols[0][r], cols[1][r], cols[2][r]);
+            let (co, ci) = (f / c, f % c);
+            for (s, &v) in row.iter().enumerate() {
+                u[((r * 4 + s) * c + ci) * cout + co] = v;
+            }
+        }
+    }
+    u
+}
+
+/// A 3×3, stride-1 correlation of `x` [N, C, H, W] with `w` [Cout, C, 3, 3] and padding
+/// `pad`, plus `bias`, by F(2×2, 3×3): output [N, Cout, H + 2 pad₀ − 2, W + 2 pad₁ − 2].
+fn conv3x3<T: Float>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    n: usize,
+    [c, h, wd]: [usize; 3],
+    cout: usize,
+    pad: [usize; 2],
+) -> Vec<T> {
+    let (oh, ow) = (h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2);
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let tiles = th * tw;
+    let per_out = cout * oh * ow;
+    let mut out = buffer::<T>(n * per_out);
+    if out.is_empty() {
+        return out;
+    }
+    let u = filter_transform(w, cout, c);
+    let geo = Tiling { c, h, wd, cout, pad, oh, ow, th, tw };
+    let threads = num_threads();
+    // Samples per chunk: about CHUNK_TILES tiles, and at least one chunk per thread.
+    let per = (CHUNK_TILES / tiles).clamp(1, n.div_ceil(threads).max(1));
+    let chunks = n.div_ceil(per);
+    let flops = 16 * n * tiles * c * cout;
+    let in_len = c * h * wd;
+    // One set of buffers per task, reused by its chunks (fresh ones per chunk would each be
+    // page-faulted in).
+    let scratch = || Scratch::new(&geo, per);
+    let run = |scr: &mut Scratch<T>, i: usize, o: &mut [T], par| {
+        let (s0, m) = (i * per, o.len() / per_out);
+        geo.chunk(&x[s0 * in_len..(s0 + m) * in_len], &u, bias, m, o, scr, par)
+    };
+    if threads > 1 && chunks >= threads {
+        pool().install(|| {
+            out.par_chunks_mut(per * per_out)
+                .enumerate()
+                .for_each_init(scratch, |scr, (i, o)| run(scr, i, o, gemm::Parallelism::None))
+        });
+    } else {
+        let par =
+            if threads > 1 && flops >= 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let go = |out: &mut [T]| {
+            let mut scr = scratch();
+            for (i, o) in out.chunks_mut(per * per_out).enumerate() {
+                run(&mut scr, i, o, par)
+            }
+        };
+        if matches!(par, gemm::Parallelism::Rayon(_)) {
+            pool().install(|| go(&mut out))
+        } else {
+            go(&mut out)
+        }
+    }
+    out
+}
+
+/// The buffers of one chunk of `per` samples: the zero-bordered channels-last image of one
+/// sample, the transformed tiles `v` [tiles, 16, C] and their products `prod` [tiles, 16, Cout].
+struct Scratch<T> {
+    img: Vec<T>,
+    v: Vec<T>,
+    prod: Vec<T>,
+    /// One sample's outputs, channels-last over whole tiles: [2th, 2tw, Cout].
+    yt: Vec<T>,
+}
+
+impl<T: Float> Scratch<T> {
+    fn new(t: &Tiling, per: usize) -> Self {
+        let tiles = per * t.th * t.tw;
+        Scratch {
+            img: vec![T::zero(); (2 * t.th + 2) * (2 * t.tw + 2) * t.c],
+            v: vec![T::zero(); tiles * 16 * t.c],
+            prod: vec![T::zero(); tiles * 16 * t.cout],
+            yt: vec![T::zero(); 4 * t.th * t.tw * t.cout],
+        }
+    }
+}
+
+/// The sizes of one Winograd convolution.
+#[derive(Clone, Copy)]
+struct Tiling {
+    c: usize,
+    h: usize,
+    wd: usize,
+    cout: usize,
+    pad: [usize; 2],
+    oh: usize,
+    ow: usize,
+    /// Tile rows and columns: each tile makes a 2×2 block of outputs.
+    th: usize,
+    tw: usize,
+}
+
+impl Tiling {
+    /// Convolves the `m` samples of `x` into `out` [m, Cout, oh, ow] with the transformed
+    /// filters `u` [16, C, Cout].
+    ///
+    /// Channels are innermost everywhere in between, so every transform is a handful of vector
+    /// operations across channels: the sample is copied channels-last into a zero-bordered
+    /// buffer, each tile's `V` is one `[16, C]` block of `v` [tiles, 16, C], and its products one
+    /// `[16, Cout]` block of `prod` [tiles, 16, Cout].
+    #[allow(clippy::too_many_arguments)]
+    fn chunk<T: Float>(
+        &self,
+        x: &[T],
+        u: &[T],
+        bias: Option<&[T]>,
+        m: usize,
+        out: &mut [T],
+        scr: &mut Scratch<T>,
+        par: gemm::Parallelism,
+    ) {
+        let Tiling { c, cout, th, tw, .. } = *self;
+        let tc = m * th * tw; // tiles in the chunk: the products' column count
+        let Scratch { img, v, prod, yt } = scr;
+        self.gather_tiles_dispatch(x, m, img, v);
+
+        // M_ξ [Cout, tc] = U_ξ [Cout, C] × V_ξ [C, tc], where U_ξ is column-major, V_ξ's
+        // column t is v[t, ξ, ..] and M_ξ's column t is prod[t, ξ, ..]: every operand has unit
+        // stride down its columns.
+        for xi in 0..16 {
+            // SAFETY: U_ξ spans c × cout elements from xi·c·cout; V_ξ's and M_ξ's columns lie
+            // at t·16·c + xi·c (resp. t·16·cout + xi·cout), inside v and prod for t < tc.
+            unsafe {
+                gemm(
+                    [cout, tc, c],
+                    (prod[xi * cout..].as_mut_ptr(), 1, 16 * cout),
+                    false,
+                    (u[xi * c * cout..].as_ptr(), 1, cout),
+                    (v[xi * c..].as_ptr(), 1, 16 * c),
+                    par,
+                )
+            }
+        }
+
+        self.scatter_tiles_dispatch(prod, bias, m, out, yt);
+    }
+
+    /// [`gather_tiles`](Self::gather_tiles) compiled for AVX-512F when the CPU has it (the
+    /// crate's baseline is SSE2, and the transforms are short vector loops across channels).
+    fn gather_tiles_dispatch<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide<T: Float>(t: &Tiling, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
+                t.gather_tiles(x, m, img, v)
+            }
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { wide(self, x, m, img, v) };
+        }
+        self.gather_tiles(x, m, img, v)
+    }
+
+    /// [`scatter_tiles`](Self::scatter_tiles), compiled for AVX-512F when the CPU has it.
+    fn scatter_tiles_dispatch<T: Float>(&self, prod: &[T], bias: Option<&[T]>, m: usize, out: &mut [T], yt: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide<T: Float>(
+                t: &Tiling,
+                prod: &[T],
+                bias: Option<&[T]>,
+                m: usize,
+                out: &mut [T],
+                yt: &mut [T],
+            ) {
+                t.scatter_tiles(prod, bias, m, out, yt)
+            }
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { wide(self, prod, bias, m, out, yt) };
+        }
+        self.scatter_tiles(prod, bias, m, out, yt)
+    }
+
+    /// `V = Bᵀ d B` for every tile of the `m` samples of `x`, into `v` [tiles, 16, C], through
+    /// `img`, the zero-bordered channels-last buffer of one sample.
+    #[inline(always)]
+    fn gather_tiles<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
+        let Tiling { c, h, wd, pad, th, tw, .. } = *self;
+        let (tiles, pcol, hw) = (th * tw, 2 * tw + 2, h * wd);
+        let mut r = vec![T::zero(); 16 * c];
+        for s in 0..m {
+            // The sample, channels-last, inside the zero border (the border is never written):
+            // each input plane is read in order (a stream the prefetcher follows; the sample
+            // lives in a shared cache or memory), its values strided into `img`, which stays in
+            // the core's cache.
+            let xs = &x[s * c * hw..][..c * hw];
+            for (ci, plane) in xs.chunks_exact(hw).enumerate() {
+                for (y, line) in plane.chunks_exact(wd).enumerate() {
+                    let row = &mut img[((y + pad[0]) * pcol + pad[1]) * c + ci..];
+                    for (px, &val) in line.iter().enumerate() {
+                        row[px * c] = val;
+                    }
+                }
+            }
+            for i in 0..th {
+                for j in 0..tw {
+                    let t = s * tiles + i * tw + j;
+                    let d: [&[T]; 16] = std::array::from_fn(|q| {
+                        let (a, b) = (q / 4, q % 4);
+                        &img[((2 * i + a) * pcol + 2 * j + b) * c..][..c]
+                    });
+                    input_tile(d, &mut v[t * 16 * c..][..16 * c], &mut r);
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` for every tile, from `prod` [tiles, 16, Cout], plus the bias, into `out`
+    /// [m, Cout, oh, ow].
+    #[inline(always)]
+    fn scatter_tiles<T: Float>(&self, prod: &[T], bias: Option<&[T]>, m: usize, out: &mut [T], yt: &mut [T]) {
+        let Tiling { cout, oh, ow, th, tw, .. } = *self;
+        let (tiles, w2) = (th * tw, 2 * tw);
+        let mut sums = vec![T::zero(); 8 * cout];
+        let zeros = vec![T::zero(); cout];
+        let bias = bias.unwrap_or(&zeros);
+        for s in 0..m {
+            // The sample's outputs channels-last in `yt` [2th, 2tw, Cout] (whole tiles), then
+            // transposed into the NCHW planes.
+            for i in 0..th {
+                let (top, bottom) = yt[2 * i * w2 * cout..][..2 * w2 * cout].split_at_mut(w2 * cout);
+                for j in 0..tw {
+                    let t = s * tiles + i * tw + j;
+                    let (p00, p01) = top[2 * j * cout..][..2 * cout].split_at_mut(cout);
+                    let (p10, p11) = bottom[2 * j * cout..][..2 * cout].split_at_mut(cout);
+                    output_tile(&prod[t * 16 * cout..][..16 * cout], bias, [p00, p01, p10, p11], &mut sums);
+                }
+            }
+            // Each output plane is written in order (whole cache lines, a stream), its values
+            // read strided from `yt`, which stays in the core's cache.
+            let y = &mut out[s * cout * oh * ow..][..cout * oh * ow];
+            for (co, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
+                for (yy, line) in plane.chunks_exact_mut(ow).enumerate() {
+                    let src = &yt[yy * w2 * cout + co..];
+                    for (xx, d) in line.iter_mut().enumerate() {
+                        *d = src[xx * cout];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `o[k] = f(a[k], b[k])` over whole rows: one loop the compiler vectorises.
+#[inline(always)]
+fn zip2<T: Float>(o: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
+    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+        *o = f(a, b);
+    }
+}
+
+/// `o[k] = f(a[k], b[k], c[k])` over whole rows.
+#[inline(always)]
+fn zip3<T: Float>(o: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) {
+    for (((o, &a), &b), &c) in o.iter_mut().zip(a).zip(b).zip(c) {
+        *o = f(a, b, c);
+    }
+}
+
+/// `V = Bᵀ d B` for one tile: `d[4a + b]` is the tile's pixel (a, b) across the C channels;
+/// `v` [16, C] receives position ξ = 4 row + column; `r` [16, C] is scratch. Each step is a
+/// pass over whole channel rows.
+#[inline(always)]
+fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
+    let c = v.len() / 16;
+    // d B: each tile row a through B's columns, into r[4a + j].
+    for a in 0..4 {
+        let (d0, d1, d2, d3) = (d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3]);
+        let rows = &mut r[4 * a * c..][..4 * c];
+        let (r0, rest) = rows.split_at_mut(c);
+        let (r1, rest) = rest.split_at_mut(c);
+        let (r2, r3) = rest.split_at_mut(c);
+        zip2(r0, d0, d2, |x, y| x - y);
+        zip2(r1, d1, d2, |x, y| x + y);
+        zip2(r2, d2, d1, |x, y| x - y);
+        zip2(r3, d1, d3, |x, y| x - y);
+    }
+    // Bᵀ (d B): the rows combined, per column j.
+    let row = |q: usize| &r[q * c..][..c];
+    for j in 0..4 {
+        let (r0, r1, r2, r3) = (row(j), row(4 + j), row(8 + j), row(12 + j));
+        zip2(&mut v[j * c..][..c], r0, r2, |x, y| x - y);
+        zip2(&mut v[(4 + j) * c..][..c], r1, r2, |x, y| x + y);
+        zip2(&mut v[(8 + j) * c..][..c], r2, r1, |x, y| x - y);
+        zip2(&mut v[(12 + j) * c..][..c], r1, r3, |x, y| x - y);
+    }
+}
+
+/// `Aᵀ M A` for one tile: `m` [16, Cout] holds the tile's 16 products per channel; `o`
+/// receives the 2×2 outputs across the channels (00, 01, 10, 11), plus `bias` (zeros when the
+/// convolution has none); `s` [8, Cout] is scratch.
+#[inline(always)]
+fn output_tile<T: Float>(m: &[T], bias: &[T], o: [&mut [T]; 4], s: &mut [T]) {
+    let cout = m.len() / 16;
+    let row = |q: usize| &m[q * cout..][..cout];
+    // Aᵀ M: two rows, per column j: s[j] and s[4 + j].
+    for j in 0..4 {
+        let (m0, m1, m2, m3) = (row(j), row(4 + j), row(8 + j), row(12 + j));
+        zip3(&mut s[j * cout..][..cout], m0, m1, m2, |a, b, c| a + b + c);
+        zip3(&mut s[(4 + j) * cout..][..cout], m1, m2, m3, |a, b, c| a - b - c);
+    }
+    // (Aᵀ M) A, plus the bias.
+    let [o00, o01, o10, o11] = o;
+    for (r, (left, right)) in [(o00, o01), (o10, o11)].into_iter().enumerate() {
+        let q = |j: usize| &s[(4 * r + j) * cout..][..cout];
+        zip3(left, q(0), q(1), q(2), |a, b, c| a + b + c);
+        for (l, &b) in left.iter_mut().zip(bias) {
+            *l += b;
+        }
+        zip3(right, q(1), q(2), q(3), |a, b, c| a - b - c);
+        for (l, &b) in right.iter_mut().zip(bias) {
+            *l += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::conv::Im2colGeometry;
+
+    /// The direct correlation, in f64, as the reference.
+    fn direct(x: &[f64], w: &[f64], n: usize, [c, h, wd]: [usize; 3], cout: usize, pad: [usize; 2]) -> Vec<f64> {
+        let (oh, ow) = (h + 2 * pad[0] - 2, wd + 2 * pad[1] - 2);
+        let mut y = vec![0.0; n * cout * oh * ow];
+        for s in 0..n {
+            for co in 0..cout {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut acc = 0.0;
+                        for ci in 0..c {
+                            for a in 0..3 {
+                                for b in 0..3 {
+                                    let (yy, xx) =
+                                        ((i + a) as isize - pad[0] as isize, (j + b) as isize - pad[1] as isize);
+                                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
+                                        acc += x[((s * c + ci) * h + yy as usize) * wd + xx as usize]
+                                            * w[((co * c + ci) * 3 + a) * 3 + b];
+                                    }
+                                }
+                            }
+                        }
+                        y[((s * cout + co) * oh + i) * ow + j] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f64> {
+        let mut rng = crate::Rng::new(seed);
+        (0..len).map(|_| rng.normal()).collect()
+    }
+
+    #[test]
+    fn matches_the_direct_correlation_for_odd_and_even_sizes_and_every_padding() {
+        // (n, c, h, w, cout, padding): odd and even outputs, padding 0..2, one sample and a
+        // batch that splits into uneven chunks.
+        let cases = [
+            (1, 8, 6, 6, 8, [1, 1]),
+            (3, 9, 7, 5, 10, [1, 1]),
+            (2, 8, 5, 8, 8, [0, 0]),
+            (2, 8, 4, 4, 9, [2, 2]),
+            (7, 12, 9, 6, 8, [2, 0]),
+            (13, 8, 14, 14, 16, [1, 1]),
+        ];
+        for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
+            let x = values(n * c * h * wd, 10 + k as u64);
+            let w = values(cout * c * 9, 20 + k as u64);
+            let bias = values(cout, 30 + k as u64);
+            let mut want = direct(&x, &w, n, [c, h, wd], cout, pad);
+            let per = want.len() / (n * cout);
+            for (i, v) in want.iter_mut().enumerate() {
+                *v += bias[(i / per) % cout];
+            }
+            let got = conv3x3(&x, &w, Some(&bias), n, [c, h, wd], cout, pad);
+            let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err < 1e-12, "f64 case {k}: largest difference {err}");
+            // f32: the transforms add a little rounding; stay within the direct GEMM's scale.
+            let (x32, w32, b32): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+                x.iter().map(|&v| v as f32).collect(),
+                w.iter().map(|&v| v as f32).collect(),
+                bias.iter().map(|&v| v as f32).collect(),
+            );
+            let got32 = conv3x3(&x32, &w32, Some(&b32), n, [c, h, wd], cout, pad);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let err32 = got32.iter().zip(&want).fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()));
+            assert!(err32 / scale < 2e-6, "f32 case {k}: largest relative difference {}", err32 / scale);
+        }
+    }
+
+    #[test]
+    fn the_input_gradient_is_the_adjoint_of_the_forward() {
+        // <conv(x, w), g> = <x, grad_input(g, w)> for every padding the path takes.
+        for (k, pad) in [[0, 0], [1, 1], [2, 1]].into_iter().enumerate() {
+            let (n, c, h, wd, cout) = (3, 8, 7, 6, 9);
+            let im = Im2colGeometry::new("test", [c, h, wd], [3, 3], [1, 1], pad, [1, 1]).unwrap();
+            let cg = ConvGeometry { im, groups: 1, cout };
+            assert!(applies(&cg));
+            let x = values(n * c * h * wd, 40 + k as u64);
+            let w = values(cout * c * 9, 50 + k as u64);
+            let y = forward(&x, &w, None, n, &cg);
+            let g = values(y.len(), 60 + k as u64);
+            let gx = grad_input(&g, &w, n, &cg);
+            assert_eq!(gx.len(), x.len());
+            let lhs: f64 = y.iter().zip(&g).map(|(a, b)| a * b).sum();
+            let rhs: f64 = x.iter().zip(&gx).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-9 * lhs.abs().max(1.0), "padding {pad:?}: {lhs} vs {rhs}");
+        }
+    }
+}
