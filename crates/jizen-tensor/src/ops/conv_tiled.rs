@@ -304,6 +304,9 @@ fn grad_input_kernel<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometry) -
 /// grad_w [Cout, kg] = Σ_n g[n] [Cout, L] × cols(x[n])ᵀ [L, kg], per group; each thread sums
 /// its own samples, then the partial sums are added.
 fn grad_weight_kernel<T: Float>(x: &[T], gy: &[T], n: usize, cg: &ConvGeometry) -> Vec<T> {
+    if winograd(cg) {
+        return super::conv_winograd::grad_weight(x, gy, n, cg);
+    }
     let (kg, l, gs) = (cg.kg(), cg.l(), cg.groups);
     let cog = cg.cout / gs;
     let wlen = cg.cout * kg;

@@ -78,6 +78,81 @@ pub(crate) fn grad_input<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometr
     conv3x3(gy, &flipped, None, n, [cout, g.out[0], g.out[1]], c, pad)
 }
 
+/// The weight gradient of `applies(cg)`: `x` [N, C, H, W] and `gy` [N, Cout, oh, ow] give
+/// `dW` [Cout, C, 3, 3]. It is the adjoint of the forward's filter path: with `V` the input
+/// tiles' transforms (as in the forward) and `dM = A dY Aᵀ` each 2×2 gradient block's, the
+/// transformed gradient is `dU_ξ = Σ_tiles dM_ξ Vᵀ_ξ` (16 GEMMs `[Cout, tiles] × [tiles, C]`),
+/// and `dW = Gᵀ dU G`.
+pub(crate) fn grad_weight<T: Float>(x: &[T], gy: &[T], n: usize, cg: &ConvGeometry) -> Vec<T> {
+    let g = &cg.im;
+    let (c, cout) = (g.c, cg.cout);
+    let (oh, ow) = (g.out[0], g.out[1]);
+    let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
+    let geo = Tiling { c, h: g.h, wd: g.w, cout, pad: g.padding, oh, ow, th, tw };
+    let tiles = th * tw;
+    let threads = num_threads();
+    let per = (CHUNK_TILES / tiles).clamp(1, n.div_ceil(threads).max(1));
+    let chunks = n.div_ceil(per);
+    let (in_len, out_len) = (c * g.h * g.w, cout * oh * ow);
+    // Chunks [lo, hi) summed into one transformed gradient [16, Cout, C].
+    let run = |lo: usize, hi: usize, par| {
+        let mut scr = Scratch::new(&geo, per);
+        let mut du = vec![T::zero(); 16 * cout * c];
+        for i in lo..hi {
+            let (s0, m) = (i * per, per.min(n - i * per));
+            let (xs, gs) = (&x[s0 * in_len..][..m * in_len], &gy[s0 * out_len..][..m * out_len]);
+            geo.weight_chunk(xs, gs, m, &mut du, i > lo, &mut scr, par);
+        }
+        du
+    };
+    // A contiguous run of chunks per thread, its partial sums added in thread order: the same
+    // sum for the same thread count, whichever thread is faster.
+    let parts: Vec<Vec<T>> = if threads > 1 && chunks >= threads {
+        let tasks = threads;
+        pool().install(|| {
+            (0..tasks)
+                .into_par_iter()
+                .map(|t| run(t * chunks / tasks, (t + 1) * chunks / tasks, gemm::Parallelism::None))
+                .collect()
+        })
+    } else {
+        let flops = 16 * n * tiles * c * cout;
+        let par =
+            if threads > 1 && flops >= 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        if matches!(par, gemm::Parallelism::Rayon(_)) {
+            vec![pool().install(|| run(0, chunks, par))]
+        } else {
+            vec![run(0, chunks, par)]
+        }
+    };
+    let mut du = parts.into_iter();
+    let mut total = du.next().unwrap_or_else(|| vec![T::zero(); 16 * cout * c]);
+    for p in du {
+        total.iter_mut().zip(&p).for_each(|(t, &v)| *t += v);
+    }
+    filter_transform_adjoint(&total, cout, c)
+}
+
+/// `dW = Gᵀ dU G` for every (output, input) channel pair: the adjoint of [`filter_transform`],
+/// from `du` [16, Cout, C] to `[Cout, C, 3, 3]`.
+fn filter_transform_adjoint<T: Float>(du: &[T], cout: usize, c: usize) -> Vec<T> {
+    let half = T::from_f64(0.5);
+    // The 3 columns of Gᵀ applied to four values.
+    let gt = |a: T, b: T, d: T, e: T| [a + half * (b + d), half * (b - d), half * (b + d) + e];
+    let mut w = vec![T::zero(); cout * c * 9];
+    for (f, dw) in w.chunks_exact_mut(9).enumerate() {
+        let at = |xi: usize| du[xi * cout * c + f];
+        // Gᵀ dU: each of dU's 4 columns through Gᵀ (rows a of the 3×4 intermediate).
+        let cols: [[T; 3]; 4] = std::array::from_fn(|s| gt(at(s), at(4 + s), at(8 + s), at(12 + s)));
+        for a in 0..3 {
+            // (Gᵀ dU) G: row a through Gᵀ.
+            let row = gt(cols[0][a], cols[1][a], cols[2][a], cols[3][a]);
+            dw[3 * a..3 * a + 3].copy_from_slice(&row);
+        }
+    }
+    w
+}
+
 /// `U = G g Gᵀ` for every filter of `w` [Cout, C, 3, 3], laid out `[16, C, Cout]` (position ξ
 /// outermost; `U_ξ` [Cout, C] column-major, as the product's microkernel reads it).
 fn filter_transform<T: Float>(w: &[T], cout: usize, c: usize) -> Vec<T> {
@@ -240,6 +315,83 @@ impl Tiling {
         self.scatter_tiles_dispatch(prod, bias, m, out, yt);
     }
 
+    /// Writes into `du` [16, Cout, C] the transformed weight gradient of the `m` samples of `x`
+    /// and `gy`, added to what `du` holds when `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn weight_chunk<T: Float>(
+        &self,
+        x: &[T],
+        gy: &[T],
+        m: usize,
+        du: &mut [T],
+        acc: bool,
+        scr: &mut Scratch<T>,
+        par: gemm::Parallelism,
+    ) {
+        let Tiling { c, cout, th, tw, .. } = *self;
+        let tc = m * th * tw;
+        let Scratch { img, v, prod: dm, yt: gt } = scr;
+        self.gather_tiles_dispatch(x, m, img, v);
+        self.gather_grads_dispatch(gy, m, gt, dm);
+        // dU_ξ [Cout, C] = dM_ξ [Cout, tc] × V_ξᵀ [tc, C]: dM_ξ's column t is dm[t, ξ, ..], V_ξᵀ's
+        // row t is v[t, ξ, ..].
+        for xi in 0..16 {
+            // SAFETY: dU_ξ is [cout, c] from xi·cout·c; dM_ξ's columns and V_ξᵀ's rows lie at
+            // t·16·cout + xi·cout (resp. t·16·c + xi·c), inside dm and v for t < tc.
+            unsafe {
+                gemm(
+                    [cout, c, tc],
+                    (du[xi * cout * c..].as_mut_ptr(), c, 1),
+                    acc,
+                    (dm[xi * cout..].as_ptr(), 1, 16 * cout),
+                    (v[xi * c..].as_ptr(), 16 * c, 1),
+                    par,
+                )
+            }
+        }
+    }
+
+    /// [`gather_grads`](Self::gather_grads), compiled for AVX-512F when the CPU has it.
+    fn gather_grads_dispatch<T: Float>(&self, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn wide<T: Float>(t: &Tiling, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) {
+                t.gather_grads(gy, m, gt, dm)
+            }
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { wide(self, gy, m, gt, dm) };
+        }
+        self.gather_grads(gy, m, gt, dm)
+    }
+
+    /// `dM = A dY Aᵀ` for every 2×2 gradient block of the `m` samples of `gy`, into `dm`
+    /// [tiles, 16, Cout], through `gt` [2th, 2tw, Cout], one sample's gradient channels-last
+    /// (positions past an odd edge stay zero: they are never written).
+    #[inline(always)]
+    fn gather_grads<T: Float>(&self, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) {
+        let Tiling { cout, oh, ow, th, tw, .. } = *self;
+        let (tiles, w2, ohw) = (th * tw, 2 * tw, oh * ow);
+        let mut h = vec![T::zero(); 8 * cout];
+        for s in 0..m {
+            for (co, plane) in gy[s * cout * ohw..][..cout * ohw].chunks_exact(ohw).enumerate() {
+                for (yy, line) in plane.chunks_exact(ow).enumerate() {
+                    let row = &mut gt[yy * w2 * cout + co..];
+                    for (xx, &val) in line.iter().enumerate() {
+                        row[xx * cout] = val;
+                    }
+                }
+            }
+            for i in 0..th {
+                for j in 0..tw {
+                    let t = s * tiles + i * tw + j;
+                    let px = |r: usize, q: usize| &gt[((2 * i + r) * w2 + 2 * j + q) * cout..][..cout];
+                    grad_tile([px(0, 0), px(0, 1), px(1, 0), px(1, 1)], &mut dm[t * 16 * cout..][..16 * cout], &mut h);
+                }
+            }
+        }
+    }
+
     /// [`gather_tiles`](Self::gather_tiles) compiled for AVX-512F when the CPU has it (the
     /// crate's baseline is SSE2, and the transforms are short vector loops across channels).
     fn gather_tiles_dispatch<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
@@ -391,6 +543,34 @@ fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
     }
 }
 
+/// `dM = A dY Aᵀ` for one 2×2 gradient block `g` (00, 01, 10, 11, each across the channels),
+/// into `dm` [16, Cout]; `h` [8, Cout] is scratch. `A` is `Aᵀ`'s transpose: rows [1, 0],
+/// [1, 1], [1, −1], [0, −1].
+#[inline(always)]
+fn grad_tile<T: Float>(g: [&[T]; 4], dm: &mut [T], h: &mut [T]) {
+    let n = dm.len() / 16;
+    // A dY: h[2a + col] for the 4 rows a and the 2 columns.
+    for col in 0..2 {
+        let (g0, g1) = (g[col], g[2 + col]);
+        h[col * n..][..n].copy_from_slice(&g0[..n]);
+        zip2(&mut h[(2 + col) * n..][..n], g0, g1, |a, b| a + b);
+        zip2(&mut h[(4 + col) * n..][..n], g0, g1, |a, b| a - b);
+        for (o, &b) in h[(6 + col) * n..][..n].iter_mut().zip(g1) {
+            *o = -b;
+        }
+    }
+    // (A dY) Aᵀ: row a's two columns through A, into ξ = 4a + b.
+    for a in 0..4 {
+        let (h0, h1) = (&h[2 * a * n..][..n], &h[(2 * a + 1) * n..][..n]);
+        dm[4 * a * n..][..n].copy_from_slice(h0);
+        zip2(&mut dm[(4 * a + 1) * n..][..n], h0, h1, |x, y| x + y);
+        zip2(&mut dm[(4 * a + 2) * n..][..n], h0, h1, |x, y| x - y);
+        for (o, &y) in dm[(4 * a + 3) * n..][..n].iter_mut().zip(h1) {
+            *o = -y;
+        }
+    }
+}
+
 /// `Aᵀ M A` for one tile: `m` [16, Cout] holds the tile's 16 products per channel; `o`
 /// receives the 2×2 outputs across the channels (00, 01, 10, 11), plus `bias` (zeros when the
 /// convolution has none); `s` [8, Cout] is scratch.
@@ -492,6 +672,53 @@ mod tests {
             let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
             let err32 = got32.iter().zip(&want).fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()));
             assert!(err32 / scale < 2e-6, "f32 case {k}: largest relative difference {}", err32 / scale);
+        }
+    }
+
+    #[test]
+    fn the_weight_gradient_matches_the_direct_sum() {
+        // dW[co, ci, a, b] = Σ_s Σ_ij gy[s, co, i, j] · x_padded[s, ci, i + a, j + b], for odd and
+        // even outputs, paddings 0..2 and batches that split into uneven chunks.
+        let cases =
+            [(1, 8, 6, 6, 8, [1, 1]), (5, 9, 7, 5, 10, [1, 1]), (3, 8, 5, 8, 8, [0, 2]), (13, 8, 14, 14, 16, [1, 1])];
+        for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
+            let im = Im2colGeometry::new("test", [c, h, wd], [3, 3], [1, 1], pad, [1, 1]).unwrap();
+            let cg = ConvGeometry { im, groups: 1, cout };
+            assert!(applies(&cg));
+            let (oh, ow) = (im.out[0], im.out[1]);
+            let x = values(n * c * h * wd, 70 + k as u64);
+            let gy = values(n * cout * oh * ow, 80 + k as u64);
+            let mut want = vec![0.0; cout * c * 9];
+            for s in 0..n {
+                for co in 0..cout {
+                    for ci in 0..c {
+                        for a in 0..3 {
+                            for b in 0..3 {
+                                let mut acc = 0.0;
+                                for i in 0..oh {
+                                    for j in 0..ow {
+                                        let (yy, xx) =
+                                            ((i + a) as isize - pad[0] as isize, (j + b) as isize - pad[1] as isize);
+                                        if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
+                                            acc += gy[((s * cout + co) * oh + i) * ow + j]
+                                                * x[((s * c + ci) * h + yy as usize) * wd + xx as usize];
+                                        }
+                                    }
+                                }
+                                want[((co * c + ci) * 3 + a) * 3 + b] += acc;
+                            }
+                        }
+                    }
+                }
+            }
+            let got = grad_weight(&x, &gy, n, &cg);
+            let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+            let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(err / scale < 1e-12, "f64 case {k}: largest relative difference {}", err / scale);
+            let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+            let got32 = grad_weight(&to32(&x), &to32(&gy), n, &cg);
+            let err32 = got32.iter().zip(&want).fold(0.0f64, |m, (&a, b)| m.max((a as f64 - b).abs()));
+            assert!(err32 / scale < 3e-6, "f32 case {k}: largest relative difference {}", err32 / scale);
         }
     }
 
