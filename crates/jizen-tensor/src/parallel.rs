@@ -57,3 +57,51 @@ fn keep_freed_memory() {
         }
     }
 }
+
+/// Runs `f` on matching chunks of the `muts` slices and of `read` (all of one length), in place:
+/// on jizen's threads, one run of chunks each, when the slices are long enough to pay
+/// ([`PAR_ELEMENTS`]), else once on the calling thread. Each element is computed the same way
+/// either way, so the results do not depend on the thread count. For elementwise work outside
+/// the tensor ops, such as an optimizer's update of a parameter and its state.
+pub fn par_update<T: Send + Sync, const M: usize>(
+    muts: [&mut [T]; M],
+    read: &[T],
+    f: impl Fn([&mut [T]; M], &[T]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    let n = read.len();
+    assert!(muts.iter().all(|s| s.len() == n), "par_update: slices of different lengths");
+    if !worth_parallel(n) {
+        return f(muts, read);
+    }
+    let chunk = n.div_ceil(num_threads()).max(PAR_ELEMENTS / 4);
+    let mut iters = muts.map(|s| s.chunks_mut(chunk));
+    let tasks: Vec<[&mut [T]; M]> = (0..n.div_ceil(chunk))
+        .map(|_| std::array::from_fn(|k| iters[k].next().expect("as many chunks as read's")))
+        .collect();
+    pool().install(|| tasks.into_par_iter().zip(read.par_chunks(chunk)).for_each(|(m, r)| f(m, r)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_update_covers_every_element_once_in_matching_chunks() {
+        // Long enough to split (when there is more than one thread), and not a multiple of the
+        // chunk; each element is updated from its own position in all three slices.
+        for n in [10, PAR_ELEMENTS + 7, 5 * PAR_ELEMENTS + 3] {
+            let read: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let (mut a, mut b) = (vec![1.0; n], vec![0.5; n]);
+            par_update([&mut a[..], &mut b[..]], &read, |[a, b], r| {
+                for ((x, y), &v) in a.iter_mut().zip(b.iter_mut()).zip(r) {
+                    *x += v;
+                    *y *= v;
+                }
+            });
+            for i in 0..n {
+                assert_eq!((a[i], b[i]), (1.0 + i as f64, 0.5 * i as f64), "n {n}, element {i}");
+            }
+        }
+    }
+}

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use jizen_tensor::parallel::par_update;
 use jizen_tensor::{Float, Result, Tensor};
 
 use super::{
-    grad_data, optimizer_common, snapshot, step_tensor, update3, update_all, Groups, Optimizer, ParamGroup, Rule,
-    StateReader,
+    optimizer_common, snapshot, step_tensor, update3, update_all, Groups, Optimizer, ParamGroup, Rule, StateReader,
 };
 
 /// Adam's hyper-parameters (PyTorch's defaults).
@@ -92,7 +92,7 @@ impl Rule for Adam {
     fn update<T: Float>(&mut self, i: usize) -> Result<()> {
         let t = self.step;
         let p = &self.groups.params[i];
-        let Some(g) = grad_data::<T>(p)? else { return Ok(()) };
+        let Some(g) = p.grad() else { return Ok(()) };
         let c = self.config;
         let (lr, weight_decay) = self.groups.hyper(i);
         let (b1, b2) = c.betas;
@@ -103,20 +103,28 @@ impl Rule for Adam {
         let one = T::one();
         let sqrt_bc2 = T::from_f64(bc2.sqrt());
         let lr_wd = T::from_f64(lr * weight_decay);
-        update3::<T>(p, &self.m[i], &self.v[i], |w, m, v| {
-            for j in 0..w.len() {
-                let mut gj = g[j];
-                if c.decoupled {
-                    w[j] = w[j] - lr_wd * w[j];
-                } else if weight_decay != 0.0 {
-                    gj += wd * w[j];
-                }
-                m[j] = b1t * m[j] + (one - b1t) * gj;
-                v[j] = b2t * v[j] + (one - b2t) * gj * gj;
-                let denom = v[j].sqrt() / sqrt_bc2 + eps;
-                w[j] = w[j] - step_size * m[j] / denom;
-            }
-        })
+        let (m, v) = (&self.m[i], &self.v[i]);
+        // One pass per element, split across threads for large parameters.
+        let mut res = Ok(());
+        g.with_data::<T, _>(|gd| {
+            res = update3::<T>(p, m, v, |w, m, v| {
+                par_update([w, m, v], gd, |[w, m, v], g| {
+                    for j in 0..w.len() {
+                        let mut gj = g[j];
+                        if c.decoupled {
+                            w[j] = w[j] - lr_wd * w[j];
+                        } else if weight_decay != 0.0 {
+                            gj += wd * w[j];
+                        }
+                        m[j] = b1t * m[j] + (one - b1t) * gj;
+                        v[j] = b2t * v[j] + (one - b2t) * gj * gj;
+                        let denom = v[j].sqrt() / sqrt_bc2 + eps;
+                        w[j] = w[j] - step_size * m[j] / denom;
+                    }
+                })
+            })
+        })?;
+        res
     }
 }
 

@@ -238,6 +238,19 @@ impl<'a> StateReader<'a> {
     }
 }
 
+/// Runs `f` on the data of a parameter and one state tensor of the same shape, both in place.
+pub(crate) fn update2<T: jizen_tensor::storage::StorageElement>(
+    p: &Tensor,
+    a: &Tensor,
+    f: impl FnOnce(&mut [T], &mut [T]),
+) -> Result<()> {
+    let mut inner_p: Result<()> = Ok(());
+    a.update_::<T>(|sa| {
+        inner_p = p.update_::<T>(|w| f(w, sa));
+    })?;
+    inner_p
+}
+
 /// Runs `f` on the data of a parameter and two state tensors of the same shape, all in place.
 pub(crate) fn update3<T: jizen_tensor::storage::StorageElement>(
     p: &Tensor,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use jizen_tensor::{Float, Result, Tensor};
 
-use super::{grad_data, optimizer_common, snapshot, update_all, Groups, Optimizer, ParamGroup, Rule, StateReader};
+use super::{optimizer_common, snapshot, update2, update_all, Groups, Optimizer, ParamGroup, Rule, StateReader};
+use jizen_tensor::parallel::par_update;
 
 /// SGD's hyper-parameters (PyTorch's defaults, except `lr`, which PyTorch requires).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -81,26 +82,42 @@ impl Rule for Sgd {
 
     fn update<T: Float>(&mut self, i: usize) -> Result<()> {
         let p = self.groups.params[i].clone();
-        let Some(mut g) = grad_data::<T>(&p)? else { return Ok(()) };
+        let Some(g) = p.grad() else { return Ok(()) };
         let c = self.config;
         let (lr, wd) = self.groups.hyper(i);
         let (lr, mu, wdt) = (T::from_f64(lr), T::from_f64(c.momentum), T::from_f64(wd));
-        if wd != 0.0 {
-            p.with_data::<T, _>(|w| g.iter_mut().zip(w).for_each(|(gj, &wj)| *gj += wdt * wj))?;
-        }
-        if c.momentum != 0.0 {
-            match &self.velocity[i] {
-                None => self.velocity[i] = Some(Tensor::from_vec(g.clone(), p.shape())?),
-                Some(buf) => buf.update_::<T>(|b| b.iter_mut().zip(&g).for_each(|(bj, &gj)| *bj = mu * *bj + gj))?,
-            }
-            let buf = self.velocity[i].as_ref().expect("set above");
-            buf.with_data::<T, _>(|b| {
-                for (gj, &bj) in g.iter_mut().zip(b) {
-                    *gj = if c.nesterov { *gj + mu * bj } else { bj };
-                }
+        let (decay, nesterov) = (wd != 0.0, c.nesterov);
+        // One pass per element: the decayed gradient, the velocity, the step (in the order of
+        // PyTorch's SGD), split across threads for large parameters.
+        let mut res = Ok(());
+        if c.momentum == 0.0 {
+            g.with_data::<T, _>(|gd| {
+                res = p.update_::<T>(|w| {
+                    par_update([w], gd, |[w], g| {
+                        for (wj, &gj) in w.iter_mut().zip(g) {
+                            let gj = if decay { gj + wdt * *wj } else { gj };
+                            *wj = *wj - lr * gj;
+                        }
+                    })
+                })
             })?;
+            return res;
         }
-        p.update_::<T>(|w| w.iter_mut().zip(&g).for_each(|(wj, &gj)| *wj = *wj - lr * gj))
+        // The velocity starts at zero: its first value is then the gradient itself.
+        let buf = self.velocity[i].get_or_insert_with(|| Tensor::zeros(p.shape(), p.dtype())).clone();
+        g.with_data::<T, _>(|gd| {
+            res = update2::<T>(&p, &buf, |w, b| {
+                par_update([w, b], gd, |[w, b], g| {
+                    for ((wj, bj), &gj) in w.iter_mut().zip(b.iter_mut()).zip(g) {
+                        let gj = if decay { gj + wdt * *wj } else { gj };
+                        *bj = mu * *bj + gj;
+                        let step = if nesterov { gj + mu * *bj } else { *bj };
+                        *wj = *wj - lr * step;
+                    }
+                })
+            })
+        })?;
+        res
     }
 }
 
