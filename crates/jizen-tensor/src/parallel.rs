@@ -82,9 +82,202 @@ pub fn par_update<T: Send + Sync, const M: usize>(
     pool().install(|| tasks.into_par_iter().zip(read.par_chunks(chunk)).for_each(|(m, r)| f(m, r)));
 }
 
+/// Runs `f(i, n)` for every part `i` of `n` at once, for latency-bound work (a batch-1 product):
+/// `n` is jizen's thread count, part 0 runs on the calling thread and part `i` always on the same
+/// helper thread, so that what a part reads (its slice of a weight matrix) stays in that core's
+/// cache from one call to the next.
+///
+/// rayon's pool suits throughput: its idle threads sleep, and each job is taken by whichever
+/// thread gets there first. A batch-1 layer takes a few microseconds, less than waking a sleeping
+/// thread, and a layer's weights (a megabyte or two) fit in the cores' L2 caches only if each
+/// core reads the same part every time. The helpers here spin for a short while after each job
+/// ([`SPIN`]) before they sleep, as OpenMP runtimes do, so back-to-back layers find them awake.
+///
+/// When another caller is using the helpers (tests run on several threads), the calling thread
+/// runs the whole work itself as `f(0, 1)`.
+pub fn split_pinned(f: &(dyn Fn(usize, usize) + Sync)) {
+    let n = num_threads();
+    if n <= 1 {
+        return f(0, 1);
+    }
+    let crew = pinned_crew();
+    let Ok(_guard) = crew.busy.try_lock() else {
+        return f(0, 1);
+    };
+    crew.run(n, f);
+}
+
+/// How long a helper of [`split_pinned`] spins for the next job before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
+
+mod pinned {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Instant;
+
+    /// The job of the current epoch: a borrowed closure, valid until every helper has reported.
+    #[derive(Clone, Copy)]
+    struct Job(*const (dyn Fn(usize, usize) + Sync));
+    // SAFETY: the closure is `Sync`, and `Crew::run` does not return before every helper is done
+    // with it.
+    unsafe impl Send for Job {}
+
+    struct Shared {
+        /// Bumped once per job; a helper runs a job when it sees a new value.
+        epoch: AtomicU64,
+        /// The number of parts of the current job (helper `i` runs part `i + 1`).
+        parts: AtomicUsize,
+        /// Helpers done with the current job.
+        done: AtomicUsize,
+        /// Helpers asleep (or about to be) on `wake`.
+        sleepers: AtomicUsize,
+        job: Mutex<Option<Job>>,
+        lock: Mutex<()>,
+        wake: Condvar,
+        /// A helper's part panicked: the caller re-raises it.
+        panicked: std::sync::atomic::AtomicBool,
+    }
+
+    pub(crate) struct Crew {
+        pub(crate) busy: Mutex<()>,
+        shared: Arc<Shared>,
+    }
+
+    impl Crew {
+        pub(crate) fn new(helpers: usize) -> Crew {
+            let shared = Arc::new(Shared {
+                epoch: AtomicU64::new(0),
+                parts: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+                sleepers: AtomicUsize::new(0),
+                job: Mutex::new(None),
+                lock: Mutex::new(()),
+                wake: Condvar::new(),
+                panicked: std::sync::atomic::AtomicBool::new(false),
+            });
+            for i in 0..helpers {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("jizen-pinned-{}", i + 1))
+                    .spawn(move || helper(i, &shared))
+                    .expect("failed to start a jizen helper thread");
+            }
+            Crew { busy: Mutex::new(()), shared }
+        }
+
+        /// Runs the parts; the caller holds `busy`.
+        pub(crate) fn run(&self, parts: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+            let s = &*self.shared;
+            // SAFETY (lifetime): the pointer is only dereferenced by helpers between the epoch
+            // bump below and their `done` increment, and this function waits for all of those.
+            let job: *const (dyn Fn(usize, usize) + Sync + '_) = f;
+            let job = Job(unsafe {
+                std::mem::transmute::<*const (dyn Fn(usize, usize) + Sync + '_), *const (dyn Fn(usize, usize) + Sync)>(
+                    job,
+                )
+            });
+            *s.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+            s.parts.store(parts, Relaxed);
+            s.done.store(0, Relaxed);
+            s.epoch.fetch_add(1, SeqCst);
+            if s.sleepers.load(SeqCst) > 0 {
+                let _l = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+                s.wake.notify_all();
+            }
+            let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(0, parts)));
+            while s.done.load(Acquire) < parts - 1 {
+                std::hint::spin_loop();
+            }
+            *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            if let Err(p) = mine {
+                std::panic::resume_unwind(p);
+            }
+            if s.panicked.swap(false, Relaxed) {
+                panic!("a part of a pinned split panicked on a helper thread");
+            }
+        }
+    }
+
+    fn helper(i: usize, s: &Shared) {
+        let mut seen = 0u64;
+        loop {
+            // Wait for the next job: spin, then sleep.
+            let start = Instant::now();
+            let mut spins = 0u32;
+            let epoch = loop {
+                let e = s.epoch.load(Acquire);
+                if e != seen {
+                    break e;
+                }
+                spins += 1;
+                if !spins.is_multiple_of(64) || start.elapsed() < super::SPIN {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                let mut l = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+                s.sleepers.fetch_add(1, SeqCst);
+                while s.epoch.load(SeqCst) == seen {
+                    l = s.wake.wait(l).unwrap_or_else(|e| e.into_inner());
+                }
+                s.sleepers.fetch_sub(1, SeqCst);
+                drop(l);
+                spins = 0;
+            };
+            seen = epoch;
+            let parts = s.parts.load(Relaxed);
+            if i + 1 < parts {
+                let job = s.job.lock().unwrap_or_else(|e| e.into_inner()).expect("a job with its epoch");
+                // SAFETY: `Crew::run` keeps the closure alive until `done` counts this helper.
+                let f = unsafe { &*job.0 };
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i + 1, parts))).is_err() {
+                    s.panicked.store(true, Relaxed);
+                }
+                s.done.fetch_add(1, Release);
+            }
+        }
+    }
+}
+
+fn pinned_crew() -> &'static pinned::Crew {
+    static CREW: OnceLock<pinned::Crew> = OnceLock::new();
+    CREW.get_or_init(|| pinned::Crew::new(num_threads() - 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_pinned_runs_every_part_once_from_many_callers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        // Several threads split at once (one gets the helpers, the others run the whole work
+        // themselves); the parts of every call run once each and cover 0..n exactly.
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| {
+                    for round in 0..300 {
+                        let seen = Mutex::new(Vec::new());
+                        let calls = AtomicUsize::new(0);
+                        split_pinned(&|i, n| {
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            seen.lock().unwrap().push((i, n));
+                        });
+                        let mut seen = seen.into_inner().unwrap();
+                        seen.sort();
+                        let n = seen[0].1;
+                        assert!(n == 1 || n == num_threads(), "{n} parts");
+                        assert_eq!(seen, (0..n).map(|i| (i, n)).collect::<Vec<_>>());
+                        assert_eq!(calls.load(Ordering::Relaxed), n);
+                        if round % 100 == 0 {
+                            // Let the helpers fall asleep now and then, so waking them is tested.
+                            std::thread::sleep(2 * SPIN);
+                        }
+                    }
+                });
+            }
+        });
+    }
 
     #[test]
     fn par_update_covers_every_element_once_in_matching_chunks() {

@@ -38,8 +38,17 @@ fn row_times_matrix<T: Float>(a: &[T], b: &[T], (b_rs, b_cs): (usize, usize), ac
     let k = a.len();
     let work = |j0: usize, out: &mut [T]| {
         if b_rs == 1 {
-            for (j, o) in out.iter_mut().enumerate() {
-                let d = dot(a, &b[(j0 + j) * b_cs..][..k]);
+            let col = |j: usize| &b[(j0 + j) * b_cs..][..k];
+            // Eight columns at a time share each read of `a`; the rest one by one.
+            const G: usize = 8;
+            let done = out.len() / G * G;
+            let mut groups = out.chunks_exact_mut(G);
+            for (g, o) in (&mut groups).enumerate() {
+                let d = dots(a, std::array::from_fn::<_, G, _>(|c| col(G * g + c)));
+                o.iter_mut().zip(d).for_each(|(o, d)| *o = if acc { *o + d } else { d });
+            }
+            for (j, o) in groups.into_remainder().iter_mut().enumerate() {
+                let [d] = dots(a, [col(done + j)]);
                 *o = if acc { *o + d } else { d };
             }
         } else {
@@ -52,14 +61,72 @@ fn row_times_matrix<T: Float>(a: &[T], b: &[T], (b_rs, b_cs): (usize, usize), ac
             }
         }
     };
-    let threads = num_threads();
-    if threads > 1 && k * out.len() >= ROW_PAR_FLOPS {
-        // Whole cache lines of output per task, a few tasks per thread.
-        let chunk = out.len().div_ceil(2 * threads).next_multiple_of(16);
-        pool().install(|| out.par_chunks_mut(chunk).enumerate().for_each(|(t, o)| work(t * chunk, o)));
+    if num_threads() > 1 && k * out.len() >= ROW_PAR_FLOPS {
+        // One run of whole cache lines of output per thread, the same run on the same thread
+        // every call: each core keeps its part of `b` in its cache (see `split_pinned`).
+        let len = out.len();
+        let dst = SendPtr(out.as_mut_ptr());
+        crate::parallel::split_pinned(&|i, parts| {
+            let chunk = len.div_ceil(parts).next_multiple_of(16);
+            let (j0, j1) = ((i * chunk).min(len), ((i + 1) * chunk).min(len));
+            // SAFETY: the parts' ranges `j0..j1` are disjoint and inside `out`, which outlives
+            // the split.
+            work(j0, unsafe { std::slice::from_raw_parts_mut(dst.at(j0), j1 - j0) });
+        });
     } else {
         work(0, out);
     }
+}
+
+/// `C` dot products `Σ a[i] b_c[i]` sharing the reads of `a`. Each column's sum is computed the
+/// same way whatever `C` is, so a result does not depend on how the columns were grouped (or on
+/// the threads).
+fn dots<T: Float, const C: usize>(a: &[T], b: [&[T]; C]) -> [T; C] {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") {
+        // SAFETY: T is f32 (checked by its dtype, so the casts only rename the type), and the
+        // CPU supports AVX-512F, checked just above.
+        unsafe {
+            let f = |s: &[T]| std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len());
+            let d = dots_f32_avx512(f(a), b.map(f));
+            return d.map(|v| T::from_f64(f64::from(v)));
+        }
+    }
+    b.map(|col| dot(a, col))
+}
+
+/// [`dots`] for f32 on AVX-512: one 16-lane fused multiply-add accumulator per column (`C` of
+/// them in flight hide the instruction's latency), the tail under a mask, a tree sum at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_f32_avx512<const C: usize>(a: &[f32], b: [&[f32]; C]) -> [f32; C] {
+    use std::arch::x86_64::*;
+    let k = a.len();
+    assert!(b.iter().all(|col| col.len() == k), "dots: columns of different lengths");
+    let body = k / 16 * 16;
+    let mut acc = [_mm512_setzero_ps(); C];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 16 <= body <= k, the length of `a` and of every column.
+        unsafe {
+            let x = _mm512_loadu_ps(a.as_ptr().add(i));
+            for c in 0..C {
+                acc[c] = _mm512_fmadd_ps(x, _mm512_loadu_ps(b[c].as_ptr().add(i)), acc[c]);
+            }
+        }
+        i += 16;
+    }
+    if body < k {
+        let mask = ((1u32 << (k - body)) - 1) as __mmask16;
+        // SAFETY: the masked loads read only the k - body < 16 values left.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(mask, a.as_ptr().add(body));
+            for c in 0..C {
+                acc[c] = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(mask, b[c].as_ptr().add(body)), acc[c]);
+            }
+        }
+    }
+    acc.map(|v| _mm512_reduce_add_ps(v))
 }
 
 /// `Σ a[i] b[i]` in 64 independent lanes (four AVX-512 registers of f32), compiled for AVX-512
