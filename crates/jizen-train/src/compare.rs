@@ -48,6 +48,8 @@ pub struct BudgetSummary {
     pub seeds: usize,
     /// Mean of `steps_to_match` over the seeds where it was reached.
     pub steps_to_match_mean: Option<f64>,
+    /// How many seeds' pre-trained arms reached their scratch arm's final accuracy.
+    pub matched_seeds: usize,
 }
 
 /// Mean ± std over seeds of each label budget's runs.
@@ -72,6 +74,7 @@ pub fn summarise(runs: &[SeedResult], budgets: &[usize]) -> Vec<BudgetSummary> {
                 wins: g.iter().filter(|&&d| d > 0.0).count(),
                 seeds: rs.len(),
                 steps_to_match_mean: (!matched.is_empty()).then(|| mean_std(&matched).0),
+                matched_seeds: matched.len(),
             }
         })
         .collect()
@@ -166,7 +169,14 @@ pub fn tables_markdown(summary: &[BudgetSummary], runs: &[SeedResult], steps: us
             100.0 * b.gain_std,
             b.wins,
             b.seeds,
-            b.steps_to_match_mean.map(|v| format!("{v:.0} of {}", steps)).unwrap_or("—".into())
+            match b.steps_to_match_mean {
+                // A mean over fewer seeds than ran says so: the others never got there.
+                Some(v) if b.matched_seeds < b.seeds => {
+                    format!("{v:.0} of {steps} ({} of {} seeds reached it)", b.matched_seeds, b.seeds)
+                }
+                Some(v) => format!("{v:.0} of {steps}"),
+                None => "—".into(),
+            }
         );
     }
     s += "\nEvery seed (test accuracy %, wins and losses alike):\n\n";
@@ -345,5 +355,38 @@ impl CompareReport {
         );
         s += &tables_markdown(&self.summary, &self.runs, self.config.steps as usize);
         s.replace("| 18446744073709551615 |", "| all |")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seed: u64, scratch: f64, pretrained: f64, steps_to_match: Option<usize>) -> SeedResult {
+        SeedResult {
+            labels_per_class: 100,
+            seed,
+            scratch,
+            pretrained,
+            scratch_curve: vec![(0, 0.1), (300, scratch)],
+            pretrained_curve: vec![(0, 0.2), (300, pretrained)],
+            steps_to_match,
+        }
+    }
+
+    #[test]
+    fn steps_to_match_says_how_many_seeds_it_averages() {
+        // Seed 2's pre-trained arm never reached scratch's accuracy: the mean of the other two
+        // (100 and 125) must not pass for all three.
+        let runs = [run(0, 0.944, 0.955, Some(100)), run(1, 0.940, 0.946, Some(125)), run(2, 0.947, 0.944, None)];
+        let summary = summarise(&runs, &[100]);
+        assert_eq!((summary[0].matched_seeds, summary[0].seeds, summary[0].wins), (2, 3, 2));
+        assert_eq!(summary[0].steps_to_match_mean, Some(112.5));
+        let table = tables_markdown(&summary, &runs, 300);
+        assert!(table.contains("| 112 of 300 (2 of 3 seeds reached it) |"), "{table}");
+
+        let all = [run(0, 0.944, 0.955, Some(75)), run(1, 0.940, 0.951, Some(125))];
+        let table = tables_markdown(&summarise(&all, &[100]), &all, 300);
+        assert!(table.contains("| 100 of 300 |"), "{table}");
     }
 }
