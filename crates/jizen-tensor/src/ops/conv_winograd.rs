@@ -374,11 +374,14 @@ impl Tiling {
         let (tiles, w2, ohw) = (th * tw, 2 * tw, oh * ow);
         let mut h = vec![T::zero(); 8 * cout];
         for s in 0..m {
-            for (co, plane) in gy[s * cout * ohw..][..cout * ohw].chunks_exact(ohw).enumerate() {
-                for (yy, line) in plane.chunks_exact(ow).enumerate() {
-                    let row = &mut gt[yy * w2 * cout + co..];
-                    for (xx, &val) in line.iter().enumerate() {
-                        row[xx * cout] = val;
+            let gs = &gy[s * cout * ohw..][..cout * ohw];
+            if !to_channels_last_fast(gs, [cout, oh, ow], gt, w2, [0, 0]) {
+                for (co, plane) in gs.chunks_exact(ohw).enumerate() {
+                    for (yy, line) in plane.chunks_exact(ow).enumerate() {
+                        let row = &mut gt[yy * w2 * cout + co..];
+                        for (xx, &val) in line.iter().enumerate() {
+                            row[xx * cout] = val;
+                        }
                     }
                 }
             }
@@ -432,15 +435,18 @@ impl Tiling {
     /// `img`, the zero-bordered channels-last buffer of one sample.
     #[inline(always)]
     fn gather_tiles<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
-        let Tiling { c, h, wd, pad, th, tw, .. } = *self;
-        let (tiles, pcol, hw) = (th * tw, 2 * tw + 2, h * wd);
-        let mut r = vec![T::zero(); 16 * c];
+        let Tiling { c, h, wd, pad, tw, .. } = *self;
+        let (pcol, hw) = (2 * tw + 2, h * wd);
         for s in 0..m {
             // The sample, channels-last, inside the zero border (the border is never written):
             // each input plane is read in order (a stream the prefetcher follows; the sample
             // lives in a shared cache or memory), its values strided into `img`, which stays in
             // the core's cache.
             let xs = &x[s * c * hw..][..c * hw];
+            if to_channels_last_fast(xs, [c, h, wd], img, pcol, pad) {
+                self.tiles_of_image(s, img, v);
+                continue;
+            }
             for (ci, plane) in xs.chunks_exact(hw).enumerate() {
                 for (y, line) in plane.chunks_exact(wd).enumerate() {
                     let row = &mut img[((y + pad[0]) * pcol + pad[1]) * c + ci..];
@@ -449,15 +455,24 @@ impl Tiling {
                     }
                 }
             }
-            for i in 0..th {
-                for j in 0..tw {
-                    let t = s * tiles + i * tw + j;
-                    let d: [&[T]; 16] = std::array::from_fn(|q| {
-                        let (a, b) = (q / 4, q % 4);
-                        &img[((2 * i + a) * pcol + 2 * j + b) * c..][..c]
-                    });
-                    input_tile(d, &mut v[t * 16 * c..][..16 * c], &mut r);
-                }
+            self.tiles_of_image(s, img, v);
+        }
+    }
+
+    /// `V = Bᵀ d B` for every tile of sample `s` (of its chunk), from its channels-last `img`.
+    #[inline(always)]
+    fn tiles_of_image<T: Float>(&self, s: usize, img: &[T], v: &mut [T]) {
+        let Tiling { c, th, tw, .. } = *self;
+        let (tiles, pcol) = (th * tw, 2 * tw + 2);
+        let mut r = vec![T::zero(); 16 * c];
+        for i in 0..th {
+            for j in 0..tw {
+                let t = s * tiles + i * tw + j;
+                let d: [&[T]; 16] = std::array::from_fn(|q| {
+                    let (a, b) = (q / 4, q % 4);
+                    &img[((2 * i + a) * pcol + 2 * j + b) * c..][..c]
+                });
+                input_tile(d, &mut v[t * 16 * c..][..16 * c], &mut r);
             }
         }
     }
@@ -540,6 +555,78 @@ fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
         zip2(&mut v[(4 + j) * c..][..c], r1, r2, |x, y| x + y);
         zip2(&mut v[(8 + j) * c..][..c], r2, r1, |x, y| x - y);
         zip2(&mut v[(12 + j) * c..][..c], r1, r3, |x, y| x - y);
+    }
+}
+
+/// Copies `xs` [C, h, wd] channels-last into `img` (rows of `pcol` pixels of C values, inside a
+/// border of `pad`) with [`to_channels_last_f32_avx512`] when `T` is f32 and the CPU has
+/// AVX-512F; returns false, having done nothing, otherwise.
+#[inline(always)]
+fn to_channels_last_fast<T: Float>(
+    xs: &[T],
+    [c, h, wd]: [usize; 3],
+    img: &mut [T],
+    pcol: usize,
+    pad: [usize; 2],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") && h > 0 && wd > 0 {
+        let need = ((h - 1 + pad[0]) * pcol + wd - 1 + pad[1] + 1) * c;
+        assert!(
+            xs.len() >= c * h * wd && img.len() >= need && h * wd * 16 < i32::MAX as usize,
+            "to_channels_last: buffer sizes or gather offsets out of range"
+        );
+        // SAFETY: T is f32 (checked by its dtype); `xs` holds the C planes and `img` reaches
+        // every position written (both checked just above), the gather offsets fit in i32, and
+        // the CPU supports AVX-512F.
+        unsafe {
+            to_channels_last_f32_avx512(
+                xs.as_ptr().cast::<f32>(),
+                [c, h, wd],
+                img.as_mut_ptr().cast::<f32>(),
+                pcol,
+                pad,
+            )
+        };
+        return true;
+    }
+    let _ = (xs, c, h, wd, img, pcol, pad);
+    false
+}
+
+/// The sample `xs` [C, h, wd] copied channels-last into `img` (rows of `pcol` pixels of `c`
+/// values, inside a border of `pad`), 16 channels per step: one gather of a pixel's 16 channel
+/// values (`h × wd` apart) and one contiguous store, where the generic loop stores one value at
+/// a time, `c` values apart.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn to_channels_last_f32_avx512(
+    xs: *const f32,
+    [c, h, wd]: [usize; 3],
+    img: *mut f32,
+    pcol: usize,
+    pad: [usize; 2],
+) {
+    use std::arch::x86_64::*;
+    let hw = h * wd;
+    let offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(hw as i32),
+    );
+    let mut ci = 0;
+    while ci < c {
+        let mask: __mmask16 = if c - ci >= 16 { 0xffff } else { ((1u32 << (c - ci)) - 1) as __mmask16 };
+        for y in 0..h {
+            for px in 0..wd {
+                // SAFETY: the caller guarantees the extents; masked lanes touch nothing.
+                unsafe {
+                    let src = xs.add(ci * hw + y * wd + px);
+                    let val = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, src);
+                    _mm512_mask_storeu_ps(img.add(((y + pad[0]) * pcol + px + pad[1]) * c + ci), mask, val);
+                }
+            }
+        }
+        ci += 16;
     }
 }
 
@@ -649,6 +736,8 @@ mod tests {
             (2, 8, 4, 4, 9, [2, 2]),
             (7, 12, 9, 6, 8, [2, 0]),
             (13, 8, 14, 14, 16, [1, 1]),
+            // More channels than one vector of the channels-last copy holds, the last partial.
+            (2, 20, 6, 7, 8, [1, 1]),
         ];
         for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
             let x = values(n * c * h * wd, 10 + k as u64);
