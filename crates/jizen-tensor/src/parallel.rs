@@ -111,7 +111,7 @@ pub fn split_pinned(f: &(dyn Fn(usize, usize) + Sync)) {
 const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
 mod pinned {
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
     use std::sync::{Arc, Condvar, Mutex};
     use std::time::Instant;
 
@@ -135,7 +135,7 @@ mod pinned {
         lock: Mutex<()>,
         wake: Condvar,
         /// A helper's part panicked: the caller re-raises it.
-        panicked: std::sync::atomic::AtomicBool,
+        panicked: AtomicBool,
     }
 
     pub(crate) struct Crew {
@@ -153,7 +153,7 @@ mod pinned {
                 job: Mutex::new(None),
                 lock: Mutex::new(()),
                 wake: Condvar::new(),
-                panicked: std::sync::atomic::AtomicBool::new(false),
+                panicked: AtomicBool::new(false),
             });
             for i in 0..helpers {
                 let shared = shared.clone();

@@ -374,17 +374,7 @@ impl Tiling {
         let (tiles, w2, ohw) = (th * tw, 2 * tw, oh * ow);
         let mut h = vec![T::zero(); 8 * cout];
         for s in 0..m {
-            let gs = &gy[s * cout * ohw..][..cout * ohw];
-            if !to_channels_last_fast(gs, [cout, oh, ow], gt, w2, [0, 0]) {
-                for (co, plane) in gs.chunks_exact(ohw).enumerate() {
-                    for (yy, line) in plane.chunks_exact(ow).enumerate() {
-                        let row = &mut gt[yy * w2 * cout + co..];
-                        for (xx, &val) in line.iter().enumerate() {
-                            row[xx * cout] = val;
-                        }
-                    }
-                }
-            }
+            to_channels_last(&gy[s * cout * ohw..][..cout * ohw], [cout, oh, ow], gt, w2, [0, 0]);
             for i in 0..th {
                 for j in 0..tw {
                     let t = s * tiles + i * tw + j;
@@ -435,44 +425,21 @@ impl Tiling {
     /// `img`, the zero-bordered channels-last buffer of one sample.
     #[inline(always)]
     fn gather_tiles<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
-        let Tiling { c, h, wd, pad, tw, .. } = *self;
-        let (pcol, hw) = (2 * tw + 2, h * wd);
-        for s in 0..m {
-            // The sample, channels-last, inside the zero border (the border is never written):
-            // each input plane is read in order (a stream the prefetcher follows; the sample
-            // lives in a shared cache or memory), its values strided into `img`, which stays in
-            // the core's cache.
-            let xs = &x[s * c * hw..][..c * hw];
-            if to_channels_last_fast(xs, [c, h, wd], img, pcol, pad) {
-                self.tiles_of_image(s, img, v);
-                continue;
-            }
-            for (ci, plane) in xs.chunks_exact(hw).enumerate() {
-                for (y, line) in plane.chunks_exact(wd).enumerate() {
-                    let row = &mut img[((y + pad[0]) * pcol + pad[1]) * c + ci..];
-                    for (px, &val) in line.iter().enumerate() {
-                        row[px * c] = val;
-                    }
-                }
-            }
-            self.tiles_of_image(s, img, v);
-        }
-    }
-
-    /// `V = Bᵀ d B` for every tile of sample `s` (of its chunk), from its channels-last `img`.
-    #[inline(always)]
-    fn tiles_of_image<T: Float>(&self, s: usize, img: &[T], v: &mut [T]) {
-        let Tiling { c, th, tw, .. } = *self;
-        let (tiles, pcol) = (th * tw, 2 * tw + 2);
+        let Tiling { c, h, wd, pad, th, tw, .. } = *self;
+        let (tiles, pcol, hw) = (th * tw, 2 * tw + 2, h * wd);
         let mut r = vec![T::zero(); 16 * c];
-        for i in 0..th {
-            for j in 0..tw {
-                let t = s * tiles + i * tw + j;
-                let d: [&[T]; 16] = std::array::from_fn(|q| {
-                    let (a, b) = (q / 4, q % 4);
-                    &img[((2 * i + a) * pcol + 2 * j + b) * c..][..c]
-                });
-                input_tile(d, &mut v[t * 16 * c..][..16 * c], &mut r);
+        for s in 0..m {
+            // The sample, channels-last, inside the zero border (the border is never written).
+            to_channels_last(&x[s * c * hw..][..c * hw], [c, h, wd], img, pcol, pad);
+            for i in 0..th {
+                for j in 0..tw {
+                    let t = s * tiles + i * tw + j;
+                    let d: [&[T]; 16] = std::array::from_fn(|q| {
+                        let (a, b) = (q / 4, q % 4);
+                        &img[((2 * i + a) * pcol + 2 * j + b) * c..][..c]
+                    });
+                    input_tile(d, &mut v[t * 16 * c..][..16 * c], &mut r);
+                }
             }
         }
     }
@@ -558,17 +525,12 @@ fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
     }
 }
 
-/// Copies `xs` [C, h, wd] channels-last into `img` (rows of `pcol` pixels of C values, inside a
-/// border of `pad`) with [`to_channels_last_f32_avx512`] when `T` is f32 and the CPU has
-/// AVX-512F; returns false, having done nothing, otherwise.
+/// Copies `xs` [C, h, wd] channels-last into `img`: rows of `pcol` pixels of C values, inside a
+/// border of `pad` that is left as it is. For f32 on AVX-512, 16 channels per step
+/// ([`to_channels_last_f32_avx512`]); otherwise each input plane is read in order (a stream the
+/// prefetcher follows) and its values strided into `img`, which stays in the core's cache.
 #[inline(always)]
-fn to_channels_last_fast<T: Float>(
-    xs: &[T],
-    [c, h, wd]: [usize; 3],
-    img: &mut [T],
-    pcol: usize,
-    pad: [usize; 2],
-) -> bool {
+fn to_channels_last<T: Float>(xs: &[T], [c, h, wd]: [usize; 3], img: &mut [T], pcol: usize, pad: [usize; 2]) {
     #[cfg(target_arch = "x86_64")]
     if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") && h > 0 && wd > 0 {
         let need = ((h - 1 + pad[0]) * pcol + wd - 1 + pad[1] + 1) * c;
@@ -588,10 +550,16 @@ fn to_channels_last_fast<T: Float>(
                 pad,
             )
         };
-        return true;
+        return;
     }
-    let _ = (xs, c, h, wd, img, pcol, pad);
-    false
+    for (ci, plane) in xs.chunks_exact(h * wd).enumerate() {
+        for (y, line) in plane.chunks_exact(wd).enumerate() {
+            let row = &mut img[((y + pad[0]) * pcol + pad[1]) * c + ci..];
+            for (px, &val) in line.iter().enumerate() {
+                row[px * c] = val;
+            }
+        }
+    }
 }
 
 /// The sample `xs` [C, h, wd] copied channels-last into `img` (rows of `pcol` pixels of `c`
