@@ -80,7 +80,7 @@ fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut() -> Result<()>)
 fn train_step(model: &dyn Module, opt: &mut dyn Optimizer, x: &Tensor, y: &Tensor) -> Result<()> {
     opt.zero_grad();
     let loss = cross_entropy(&model.forward(x)?, y, Default::default())?;
-    loss.backward()?;
+    loss.backward_free_graph()?;
     opt.step()?;
     Ok(())
 }
@@ -170,7 +170,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let step = || -> Result<()> {
                 opt.zero_grad();
                 let (logits, _) = model.forward_window(&x, None)?;
-                cross_entropy(&logits, &y, Default::default())?.backward()?;
+                cross_entropy(&logits, &y, Default::default())?.backward_free_graph()?;
                 jizen_nn::clip_grad_norm(&params, 5.0)?;
                 opt.step()?;
                 Ok(())

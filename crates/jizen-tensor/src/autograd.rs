@@ -136,6 +136,16 @@ fn leading_to(order: &[Tensor], wanted: &HashSet<TensorId>) -> HashSet<TensorId>
     reach
 }
 
+/// How a backward pass treats the graph it walks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Graph {
+    /// Left as it is: the same graph can be backpropagated again.
+    Keep,
+    /// Each node's record is dropped once its backward rule has run, so the activations it held
+    /// are freed as the pass moves towards the inputs instead of all at its end.
+    Free,
+}
+
 /// The core of the backward pass: propagates `seed` (the gradient of `root`) to every tensor in
 /// the graph and returns the gradients of the tensors `keep` selects. With `only_towards`, the
 /// backward rules of nodes that lead to none of those tensors are skipped.
@@ -146,11 +156,13 @@ fn run_backward(
     accumulate_into_variables: bool,
     keep: &dyn Fn(&Tensor) -> bool,
     only_towards: Option<&HashSet<TensorId>>,
+    graph: Graph,
 ) -> Result<Gradients> {
     if !root.requires_grad() {
         return Err(Error::Autograd(format!(
             "tensor of shape {:?} does not require a gradient: no input of its computation is a variable \
-             (call requires_grad_(true) on the inputs, outside no_grad)",
+             (call requires_grad_(true) on the inputs, outside no_grad), or its graph was freed by an \
+             earlier backward_free_graph",
             root.shape()
         )));
     }
@@ -162,37 +174,40 @@ fn run_backward(
         )));
     }
     let _mode = GradModeGuard::set(create_graph);
-    let order = topological_order(root);
+    let mut order = topological_order(root);
     let useful = only_towards.map(|wanted| leading_to(&order, wanted));
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
     let mut out = Gradients::default();
-    for node in order.iter().rev() {
-        let Some(g) = grads.remove(&node.id()) else {
-            continue;
-        };
-        let needed = useful.as_ref().is_none_or(|u| u.contains(&node.id()));
-        if let Some(op) = node.op().filter(|_| needed) {
-            let input_grads =
-                backward_op(op, node, &g).map_err(|e| Error::Autograd(format!("backward of {}: {e}", op.name())))?;
-            for (x, gx) in op.inputs().into_iter().zip(input_grads) {
-                if let Some(gx) = gx {
-                    if x.requires_grad() {
-                        debug_assert_eq!(gx.shape(), x.shape(), "gradient shape for {}", op.name());
-                        accumulate(&mut grads, x.id(), gx)?;
+    // Outputs before inputs; each node leaves `order` (and, freeing, the graph) once done.
+    while let Some(node) = order.pop() {
+        if let Some(g) = grads.remove(&node.id()) {
+            let needed = useful.as_ref().is_none_or(|u| u.contains(&node.id()));
+            if let Some(op) = node.op().filter(|_| needed) {
+                let input_grads = backward_op(&op, &node, &g)
+                    .map_err(|e| Error::Autograd(format!("backward of {}: {e}", op.name())))?;
+                for (x, gx) in op.inputs().into_iter().zip(input_grads) {
+                    if let Some(gx) = gx {
+                        if x.requires_grad() {
+                            debug_assert_eq!(gx.shape(), x.shape(), "gradient shape for {}", op.name());
+                            accumulate(&mut grads, x.id(), gx)?;
+                        }
                     }
                 }
             }
+            if accumulate_into_variables && node.is_variable() {
+                let total = match node.grad() {
+                    Some(prev) => prev.add(&g)?,
+                    None => g.clone(),
+                };
+                node.set_grad(Some(total));
+            }
+            if keep(&node) {
+                out.0.insert(node.id(), g);
+            }
         }
-        if accumulate_into_variables && node.is_variable() {
-            let total = match node.grad() {
-                Some(prev) => prev.add(&g)?,
-                None => g.clone(),
-            };
-            node.set_grad(Some(total));
-        }
-        if keep(node) {
-            out.0.insert(node.id(), g);
+        if graph == Graph::Free {
+            node.release_op();
         }
     }
     Ok(out)
@@ -253,7 +268,22 @@ impl Tensor {
     /// gradients can be differentiated again.
     pub fn backward_with(&self, grad: &Tensor, create_graph: bool) -> Result<Gradients> {
         let seed = if create_graph { grad.clone() } else { grad.detach() };
-        run_backward(self, seed, create_graph, true, &|t| t.is_variable(), None)
+        run_backward(self, seed, create_graph, true, &|t| t.is_variable(), None, Graph::Keep)
+    }
+
+    /// [`backward`](Tensor::backward) for a training step, which backpropagates each graph once:
+    /// every node's record of how it was computed is dropped as soon as its backward rule has
+    /// run, so each activation is freed once the pass is past the last node that needs it (with
+    /// the whole graph kept, all of them live until the pass ends). Tensors the caller holds stay
+    /// valid, but no longer have a history: a second backward through this graph is an error.
+    pub fn backward_free_graph(&self) -> Result<Gradients> {
+        if self.numel() != 1 {
+            return Err(Error::Autograd(format!(
+                "backward_free_graph() needs a scalar, got shape {:?}; reduce it first (e.g. .sum_all())",
+                self.shape()
+            )));
+        }
+        run_backward(self, self.ones_like(), false, true, &|t| t.is_variable(), None, Graph::Free)
     }
 }
 
@@ -274,7 +304,8 @@ pub fn grad(
         }
     };
     let wanted: HashSet<TensorId> = inputs.iter().map(|t| t.id()).collect();
-    let mut grads = run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()), Some(&wanted))?;
+    let mut grads =
+        run_backward(output, seed, create_graph, false, &|t| wanted.contains(&t.id()), Some(&wanted), Graph::Keep)?;
     Ok(inputs.iter().map(|t| grads.remove(t)).collect())
 }
 

@@ -28,8 +28,9 @@ pub(crate) struct TensorImpl {
     storage: Arc<RwLock<Storage>>,
     layout: Layout,
     dtype: DType,
-    /// How this tensor was computed; `None` for leaves and for results nobody differentiates.
-    op: Option<Op>,
+    /// How this tensor was computed; `None` for leaves, for results nobody differentiates, and
+    /// once a backward pass that frees the graph ([`Tensor::backward_free_graph`]) is past it.
+    op: Mutex<Option<Arc<Op>>>,
     /// A leaf whose gradient is wanted (a parameter, or an input under test). Atomic so that a
     /// parameter can be frozen and unfrozen in place.
     is_variable: AtomicBool,
@@ -64,7 +65,7 @@ impl Tensor {
             storage: Arc::new(RwLock::new(storage)),
             layout: Layout::contiguous(shape),
             dtype,
-            op: None,
+            op: Mutex::new(None),
             is_variable: AtomicBool::new(false),
             grad: Mutex::new(None),
         }))
@@ -86,7 +87,7 @@ impl Tensor {
             return self;
         }
         let mut inner = Arc::try_unwrap(self.0).unwrap_or_else(|_| unreachable!("fresh tensor is unshared"));
-        inner.op = Some(op);
+        *inner.op.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(op));
         Tensor(Arc::new(inner))
     }
 
@@ -97,7 +98,7 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout,
             dtype: self.0.dtype,
-            op: None,
+            op: Mutex::new(None),
             is_variable: AtomicBool::new(false),
             grad: Mutex::new(None),
         }));
@@ -292,8 +293,15 @@ impl Tensor {
     }
 
     /// The operation that produced this tensor, if it is part of a differentiable graph.
-    pub fn op(&self) -> Option<&Op> {
-        self.0.op.as_ref()
+    pub fn op(&self) -> Option<Arc<Op>> {
+        self.0.op.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Drops the record of how this tensor was computed, and with it the references to its
+    /// inputs and saved tensors: what a backward pass that frees the graph does at each node.
+    pub(crate) fn release_op(&self) {
+        let op = self.0.op.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(op);
     }
 
     // ---------------------------------------------------------------- data out
@@ -327,7 +335,7 @@ impl Tensor {
 
     /// Whether gradients flow to or through this tensor.
     pub fn requires_grad(&self) -> bool {
-        self.is_variable() || self.0.op.is_some()
+        self.is_variable() || self.0.op.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
     /// Whether this tensor is a leaf variable (its gradient is accumulated in [`Tensor::grad`]).
@@ -338,7 +346,7 @@ impl Tensor {
     /// Freezes (`false`) or unfreezes (`true`) a leaf in place: operations recorded afterwards
     /// see the new setting. Computed tensors keep their history; this is for parameters.
     pub fn set_requires_grad(&self, on: bool) -> Result<()> {
-        if self.0.op.is_some() {
+        if self.op().is_some() {
             return Err(invalid(
                 "set_requires_grad",
                 "only leaf tensors can be frozen or unfrozen; use detach() for computed ones",
@@ -362,7 +370,7 @@ impl Tensor {
             storage: self.0.storage.clone(),
             layout: self.0.layout.clone(),
             dtype: self.0.dtype,
-            op: None,
+            op: Mutex::new(None),
             is_variable: AtomicBool::new(on),
             grad: Mutex::new(None),
         }))

@@ -220,3 +220,55 @@ fn nan_propagates_through_relu_and_maximum_like_pytorch() {
     let m = x.maximum(&t64(&[0.0, 0.0, 0.0], &[3])).unwrap().to_vec::<f64>().unwrap();
     assert!(m[0].is_nan(), "{m:?}");
 }
+
+/// A small convolutional graph (conv, relu, 2×2 max pool, linear map, cross-entropy) on fixed
+/// random inputs; returns the loss, the pooled activation and the two variables.
+fn small_conv_graph(seed: u64) -> (Tensor, Tensor, Tensor, Tensor) {
+    let mut rng = Rng::new(seed);
+    let x = Tensor::randn(&[2, 1, 6, 6], DType::F64, &mut rng);
+    let w = Tensor::randn(&[3, 1, 3, 3], DType::F64, &mut rng).requires_grad_(true);
+    let v = Tensor::randn(&[12, 4], DType::F64, &mut rng).requires_grad_(true);
+    let y = Tensor::from_vec(vec![1i64, 3], &[2]).unwrap();
+    let h = x.conv2d(&w, None, jizen_tensor::ConvOptions::default()).unwrap().relu().unwrap();
+    let p = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1]).unwrap();
+    let logits = p.reshape(&[2, 12]).unwrap().matmul(&v).unwrap();
+    let loss = cross_entropy(&logits, &y, CrossEntropyOptions::default()).unwrap();
+    (loss, p, w, v)
+}
+
+#[test]
+fn backward_free_graph_gives_the_same_gradients_and_frees_the_graph() {
+    let (kept, _, w1, v1) = small_conv_graph(5);
+    let g1 = kept.backward().unwrap();
+    let (freed, pooled, w2, v2) = small_conv_graph(5);
+    assert!(jizen_tensor::graph_memory(&freed).ops > 0);
+    let before = pooled.to_vec::<f64>().unwrap();
+    let g2 = freed.backward_free_graph().unwrap();
+    for (a, b) in [(&w1, &w2), (&v1, &v2)] {
+        assert_eq!(g1.get(a).unwrap().to_vec::<f64>().unwrap(), g2.get(b).unwrap().to_vec::<f64>().unwrap());
+        assert_eq!(a.grad().unwrap().to_vec::<f64>().unwrap(), b.grad().unwrap().to_vec::<f64>().unwrap());
+    }
+    // Nothing is recorded any more; what the caller holds keeps its values.
+    assert_eq!(jizen_tensor::graph_memory(&freed).ops, 0);
+    assert!(pooled.op().is_none() && !pooled.requires_grad());
+    assert_eq!(pooled.to_vec::<f64>().unwrap(), before);
+    let err = freed.backward().unwrap_err().to_string();
+    assert!(err.contains("freed by an earlier backward_free_graph"), "{err}");
+    // The kept graph can still be backpropagated.
+    kept.backward().unwrap();
+}
+
+#[test]
+fn relu_and_max_pool_gradients_are_the_same_recorded_or_not() {
+    // A plain backward pass uses fused kernels for these two rules; a recorded one (for
+    // higher-order gradients) uses tensor ops. Both must give the same numbers, and only the
+    // recorded one is differentiable again.
+    let (loss, _, w, v) = small_conv_graph(11);
+    let plain = grad(&loss, &[&w, &v], None, false).unwrap();
+    let recorded = grad(&loss, &[&w, &v], None, true).unwrap();
+    for (p, r) in plain.iter().zip(&recorded) {
+        let (p, r) = (p.as_ref().unwrap(), r.as_ref().unwrap());
+        assert!(!p.requires_grad() && r.requires_grad());
+        assert_eq!(p.to_vec::<f64>().unwrap(), r.to_vec::<f64>().unwrap());
+    }
+}

@@ -78,7 +78,7 @@ pub fn accuracy(model: &dyn Module, x: &Tensor, y: &Tensor) -> Result<f64> {
 fn train_step(model: &dyn Module, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Result<f64> {
     opt.zero_grad();
     let loss = cross_entropy(&model.forward(x)?, y, CrossEntropyOptions::default())?;
-    loss.backward()?;
+    loss.backward_free_graph()?;
     let v = loss.item()?;
     if !v.is_finite() {
         return Err(Error::Msg(format!("loss became {v}; stopping")));

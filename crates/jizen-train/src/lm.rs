@@ -290,7 +290,7 @@ pub fn train(
             // Zaremba et al. sum the per-step losses over the window (each a mean over the batch);
             // their learning rate and clipping threshold are meant for that gradient scale.
             let t = x.shape()[1] as f64;
-            loss.mul_scalar(t)?.backward()?;
+            loss.mul_scalar(t)?.backward_free_graph()?;
             let norm = clip_grad_norm(&params, cfg.clip)?;
             opt.step()?;
             state = Some(next);

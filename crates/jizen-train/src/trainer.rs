@@ -196,7 +196,7 @@ impl Trainer {
                     return Err(self.non_finite(loss_value, at.step, at.epoch, last_finite));
                 }
                 last_finite = Some((loss_value, at.step));
-                loss.backward()?;
+                loss.backward_free_graph()?;
                 let norm = clip_grad_norm(&params, c.clip_grad_norm.unwrap_or(f64::INFINITY))?;
                 opt.step()?;
                 window.add(loss_value, norm, hits, y.shape()[0] as u64);
