@@ -104,8 +104,7 @@ fn scatter_add_onto<T: Element + StorageElement>(
         }
         let xs = crate::layout::contiguous_strides(shape);
         for_each_index(source.shape(), |p, at| {
-            let off: usize =
-                at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
+            let off: usize = at.iter().enumerate().map(|(q, &c)| if q == d { ids[p] * xs[q] } else { c * xs[q] }).sum();
             out[off] = out[off] + s[p];
         });
         out
