@@ -1,7 +1,6 @@
 //! Storage: the flat buffer of elements behind one or more tensor views.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::mem::MaybeUninit;
 
 use crate::dtype::{DType, Element};
 
@@ -35,9 +34,7 @@ impl Storage {
         self.len() == 0
     }
 
-    /// A zero-filled buffer of `n` elements, recycled when possible: buffers return to the
-    /// [cache](buffer) when dropped, so they should come from it too (zero tensors are made every
-    /// step, e.g. for the gradient of a narrowed view).
+    /// A zero-filled buffer of `n` elements.
     pub fn zeros(dtype: DType, n: usize) -> Storage {
         match dtype {
             DType::F32 => Storage::F32(zeroed(n)),
@@ -47,95 +44,55 @@ impl Storage {
     }
 }
 
-impl Drop for Storage {
-    /// Large buffers go back to the [buffer cache](buffer) instead of the allocator.
-    fn drop(&mut self) {
-        let buf = match self {
-            Storage::F32(v) => Buf::F32(std::mem::take(v)),
-            Storage::F64(v) => Buf::F64(std::mem::take(v)),
-            Storage::I64(v) => Buf::I64(std::mem::take(v)),
-        };
-        recycle(buf);
-    }
-}
-
-/// A buffer in the cache (no `Drop` of its own, unlike [`Storage`]).
-pub enum Buf {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-    I64(Vec<i64>),
-}
-
-impl Buf {
-    fn key(&self) -> (DType, usize) {
-        match self {
-            Buf::F32(v) => (DType::F32, v.len()),
-            Buf::F64(v) => (DType::F64, v.len()),
-            Buf::I64(v) => (DType::I64, v.len()),
-        }
-    }
-}
-
-/// Buffers shorter than this are left to the allocator.
-const MIN_CACHED: usize = 1 << 12;
-/// At most this many bytes are kept, and at most `PER_SIZE` buffers of one size.
-const MAX_CACHED_BYTES: usize = 1 << 30;
-const PER_SIZE: usize = 8;
-
-#[derive(Default)]
-struct Cache {
-    free: HashMap<(DType, usize), Vec<Buf>>,
-    bytes: usize,
-}
-
-static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-
-fn recycle(buf: Buf) {
-    let (dtype, len) = buf.key();
-    if len < MIN_CACHED {
-        return;
-    }
-    let bytes = len * dtype.size_in_bytes();
-    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let cache = guard.get_or_insert_with(Cache::default);
-    if cache.bytes + bytes > MAX_CACHED_BYTES {
-        return;
-    }
-    let list = cache.free.entry((dtype, len)).or_default();
-    if list.len() < PER_SIZE {
-        list.push(buf);
-        cache.bytes += bytes;
-    }
-}
-
-/// A buffer of `n` elements whose contents are unspecified (but initialised): the caller must
-/// overwrite every element. Training steps allocate the same sizes every step; recycling them
-/// saves the allocator's work, the kernel's page faults, and zero-filling.
+/// A buffer of `n` elements whose contents are unspecified (zeros, as it happens): the caller
+/// overwrites every element. Kernels that can write their output without reading it first take
+/// [`uninit`] instead and skip the filling.
 pub fn buffer<T: StorageElement>(n: usize) -> Vec<T> {
-    if n >= MIN_CACHED {
-        let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(cache) = guard.as_mut() {
-            if let Some(buf) = cache.free.get_mut(&(T::DTYPE, n)).and_then(|l| l.pop()) {
-                cache.bytes -= n * T::DTYPE.size_in_bytes();
-                return T::from_buf(buf).expect("cache keyed by dtype");
-            }
-        }
-    }
     vec![T::zero(); n]
 }
 
-/// A zero-filled buffer of `n` elements (recycled when possible).
+/// A zero-filled buffer of `n` elements.
 pub fn zeroed<T: StorageElement>(n: usize) -> Vec<T> {
-    let mut v = buffer::<T>(n);
-    v.fill(T::zero());
+    vec![T::zero(); n]
+}
+
+/// `n` slots for a kernel that writes every one before anything reads them: nothing is filled
+/// first. A training step's outputs are megabytes each; filling them with zeros only to overwrite
+/// them was a pass over each, 5–9% of a step (BENCHMARKS.md, "2026-12-04 evening"). The kernel
+/// writes through `MaybeUninit::write`, [`fill_uninit`], or a raw pointer (GEMM outputs), then
+/// calls [`assume_init`].
+pub(crate) fn uninit<T>(n: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: `MaybeUninit<T>` needs no initialisation, and the capacity is `n`.
+    unsafe { v.set_len(n) };
     v
+}
+
+/// The elements of `v` once every one has been written.
+///
+/// # Safety
+/// Every element of `v` must have been initialised.
+pub(crate) unsafe fn assume_init<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`; the caller guarantees every element is
+    // initialised; pointer, length and capacity come from a vector that is not dropped.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<T>(), v.len(), v.capacity()) }
+}
+
+/// Writes `value` into every slot of `s` and returns them as initialised elements: for a kernel
+/// that accumulates into its output, or writes only part of it, chunk by chunk while the chunk is
+/// in cache.
+pub(crate) fn fill_uninit<T: Copy>(s: &mut [MaybeUninit<T>], value: T) -> &mut [T] {
+    for slot in s.iter_mut() {
+        slot.write(value);
+    }
+    // SAFETY: every element was just written; `MaybeUninit<T>` has the layout of `T`.
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// Typed access to a [`Storage`]; implemented for every [`Element`].
 pub trait StorageElement: Element {
     fn wrap(v: Vec<Self>) -> Storage;
-    #[doc(hidden)]
-    fn from_buf(b: Buf) -> Option<Vec<Self>>;
     fn slice(s: &Storage) -> &[Self];
     fn slice_mut(s: &mut Storage) -> &mut [Self];
 }
@@ -145,12 +102,6 @@ macro_rules! storage_elem {
         impl StorageElement for $t {
             fn wrap(v: Vec<Self>) -> Storage {
                 Storage::$v(v)
-            }
-            fn from_buf(b: Buf) -> Option<Vec<Self>> {
-                match b {
-                    Buf::$v(v) => Some(v),
-                    _ => None,
-                }
             }
             fn slice(s: &Storage) -> &[Self] {
                 match s {

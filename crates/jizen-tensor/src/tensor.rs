@@ -143,19 +143,13 @@ impl Tensor {
         Tensor::full(&[], v, dtype)
     }
 
-    /// Filled with `v` (converted to `dtype`). The buffer comes from the engine's cache (see
-    /// [`crate::storage::buffer`]), where it returns when dropped.
+    /// Filled with `v` (converted to `dtype`).
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
-        fn filled<T: StorageElement>(n: usize, v: T) -> Vec<T> {
-            let mut b = crate::storage::buffer::<T>(n);
-            b.fill(v);
-            b
-        }
         let n = shape.iter().product();
         let s = match dtype {
-            DType::F32 => Storage::F32(filled(n, v as f32)),
-            DType::F64 => Storage::F64(filled(n, v)),
-            DType::I64 => Storage::I64(filled(n, v as i64)),
+            DType::F32 => Storage::F32(vec![v as f32; n]),
+            DType::F64 => Storage::F64(vec![v; n]),
+            DType::I64 => Storage::I64(vec![v as i64; n]),
         };
         Tensor::from_storage(s, shape)
     }
@@ -467,9 +461,7 @@ impl Tensor {
 /// Copies the elements a layout addresses into a new row-major vector.
 pub(crate) fn strided_copy<T: StorageElement>(src: &[T], layout: &Layout) -> Vec<T> {
     if let Some(r) = layout.contiguous_range() {
-        let mut out = crate::storage::buffer::<T>(r.len());
-        out.copy_from_slice(&src[r]);
-        return out;
+        return src[r].to_vec();
     }
     let rows = Rows::new(layout.shape(), [layout]);
     let s = rows.inner_strides[0];

@@ -50,14 +50,7 @@ pub fn clip_grad_value(params: &[Tensor], clip: f64) -> Result<()> {
 fn map_grad(p: &Tensor, op: &'static str, f: impl Fn(f64) -> f64) -> Result<()> {
     let Some(g) = p.grad() else { return Ok(()) };
     let new = jizen_tensor::with_float!(g.dtype(), op, |T| {
-        // The output comes from the engine's buffer cache, where the replaced gradient goes back:
-        // a plain `collect` would allocate afresh every step while the cache filled with
-        // gradient-sized buffers nobody asked for again.
-        let data: Vec<T> = g.with_data::<T, _>(|d| {
-            let mut out = jizen_tensor::storage::buffer::<T>(d.len());
-            out.iter_mut().zip(d).for_each(|(o, &x)| *o = apply::<T>(x, &f));
-            out
-        })?;
+        let data: Vec<T> = g.with_data::<T, _>(|d| d.iter().map(|&x| apply::<T>(x, &f)).collect())?;
         Tensor::from_vec(data, g.shape())
     })?;
     p.replace_grad(new)

@@ -82,7 +82,8 @@ pub(crate) fn gather_row<T: Float>(src: &[T], g: &Im2colGeometry, ki: usize, kj:
     let ow = g.out[1];
     let (ylo, yhi) = g.valid(0, ki);
     let (xlo, xhi) = g.valid(1, kj);
-    // The row's buffer is recycled, not cleared: write the padding's zeros explicitly.
+    // The row's buffer is scratch reused from sample to sample, not cleared: write the
+    // padding's zeros explicitly.
     row[..ylo * ow].fill(T::zero());
     row[yhi * ow..].fill(T::zero());
     for oy in ylo..yhi {

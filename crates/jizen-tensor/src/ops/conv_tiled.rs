@@ -14,6 +14,8 @@
 //! columns is ever written, the output comes out in NCHW order (no permute), and the weight
 //! gradient recomputes the columns instead of storing them.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::dtype::Float;
@@ -21,7 +23,7 @@ use crate::error::{dtype_err, shape_err, Result};
 use crate::op::Op;
 use crate::ops::conv::{gather_row, scatter_row, Im2colGeometry};
 use crate::parallel::{num_threads, pool};
-use crate::storage::{buffer, zeroed, StorageElement};
+use crate::storage::{assume_init, buffer, fill_uninit, uninit, zeroed, StorageElement};
 use crate::Tensor;
 
 /// Convolutions with fewer multiply-adds than this run on one thread.
@@ -195,11 +197,11 @@ fn plan(cg: &ConvGeometry, n: usize) -> Option<gemm::Parallelism> {
 /// Runs `f(sample, out_chunk, scratch)` for every sample, where `out` holds `per` elements per
 /// sample and `scratch` is a per-thread buffer of `scratch_len` elements.
 fn for_each_sample<T: Float>(
-    out: &mut [T],
+    out: &mut [MaybeUninit<T>],
     per: usize,
     scratch_len: usize,
     plan: Option<gemm::Parallelism>,
-    f: impl Fn(usize, &mut [T], &mut [T], gemm::Parallelism) + Sync + Send,
+    f: impl Fn(usize, &mut [MaybeUninit<T>], &mut [T], gemm::Parallelism) + Sync + Send,
 ) {
     if out.is_empty() || per == 0 {
         return;
@@ -237,7 +239,7 @@ fn forward_kernel<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: 
     }
     let (kg, l, gs) = (cg.kg(), cg.l(), cg.groups);
     let cog = cg.cout / gs;
-    let mut out = buffer::<T>(n * cg.cout * l);
+    let mut out = uninit::<T>(n * cg.cout * l);
     let scratch = if cg.pointwise() { 0 } else { kg * gs * l };
     for_each_sample(&mut out, cg.cout * l, scratch, plan(cg, n), |i, y, cols, par| {
         let xi = &x[i * cg.in_len()..(i + 1) * cg.in_len()];
@@ -249,14 +251,17 @@ fn forward_kernel<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: 
         };
         if let Some(b) = bias {
             // The GEMM adds onto the bias, which is still in cache: no extra pass over y.
-            y.chunks_mut(l).zip(b).for_each(|(row, &v)| row.fill(v));
+            y.chunks_mut(l).zip(b).for_each(|(row, &v)| {
+                fill_uninit(row, v);
+            });
         }
         for gi in 0..gs {
-            // SAFETY: the slices cover [cog, kg], [kg, L] and [cog, L] of group gi.
+            // SAFETY: the slices cover [cog, kg], [kg, L] and [cog, L] of group gi; without a
+            // bias gemm writes y without reading it.
             unsafe {
                 gemm(
                     [cog, l, kg],
-                    (y[gi * cog * l..].as_mut_ptr(), l, 1),
+                    (y[gi * cog * l..].as_mut_ptr().cast::<T>(), l, 1),
                     bias.is_some(),
                     (w[gi * cog * kg..].as_ptr(), kg, 1),
                     (cols[gi * kg * l..].as_ptr(), l, 1),
@@ -265,7 +270,8 @@ fn forward_kernel<T: Float>(x: &[T], w: &[T], bias: Option<&[T]>, n: usize, cg: 
             }
         }
     });
-    out
+    // SAFETY: every sample's [Cout, L] block was written by its GEMMs (the groups cover Cout).
+    unsafe { assume_init(out) }
 }
 
 /// grad_x [N, C, H, W] = col2im(Wᵀ [kg, Cout] × g[n] [Cout, L]), per group.
@@ -275,17 +281,19 @@ fn grad_input_kernel<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometry) -
     }
     let (kg, l, gs) = (cg.kg(), cg.l(), cg.groups);
     let cog = cg.cout / gs;
-    let mut out = buffer::<T>(n * cg.in_len());
+    let mut out = uninit::<T>(n * cg.in_len());
     let scratch = if cg.pointwise() { 0 } else { kg * gs * l };
     for_each_sample(&mut out, cg.in_len(), scratch, plan(cg, n), |i, img, cols, par| {
         let gi_ = &gy[i * cg.cout * l..(i + 1) * cg.cout * l];
-        let dst: &mut [T] = if cg.pointwise() { &mut *img } else { &mut *cols };
+        // Pointwise, the products are the image itself ([C, H·W]); else columns for col2im.
+        let dst: *mut T = if cg.pointwise() { img.as_mut_ptr().cast::<T>() } else { cols.as_mut_ptr() };
         for gi in 0..gs {
-            // SAFETY: Wᵀ of group gi is [kg, cog] with strides (1, kg); g is [cog, L].
+            // SAFETY: Wᵀ of group gi is [kg, cog] with strides (1, kg); g is [cog, L]; the
+            // destination holds [kg, L] per group and gemm writes it without reading it.
             unsafe {
                 gemm(
                     [kg, l, cog],
-                    (dst[gi * kg * l..].as_mut_ptr(), l, 1),
+                    (dst.add(gi * kg * l), l, 1),
                     false,
                     (w[gi * cog * kg..].as_ptr(), 1, kg),
                     (gi_[gi * cog * l..].as_ptr(), l, 1),
@@ -294,11 +302,12 @@ fn grad_input_kernel<T: Float>(gy: &[T], w: &[T], n: usize, cg: &ConvGeometry) -
             }
         }
         if !cg.pointwise() {
-            img.fill(T::zero());
-            col2im_sample(cols, &cg.im, img);
+            col2im_sample(cols, &cg.im, fill_uninit(img, T::zero()));
         }
     });
-    out
+    // SAFETY: each sample's image was written whole: by the GEMMs (pointwise: groups · kg · L
+    // = C · H · W elements) or filled with zeros before col2im added onto it.
+    unsafe { assume_init(out) }
 }
 
 /// grad_w [Cout, kg] = Σ_n g[n] [Cout, L] × cols(x[n])ᵀ [L, kg], per group; each thread sums

@@ -24,12 +24,14 @@
 //! Work is split into chunks of samples, a chunk's transformed tiles and products sized to stay
 //! in the core's cache; chunks run in parallel, each with its own buffers.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::dtype::Float;
 use crate::ops::conv_tiled::{gemm, ConvGeometry};
 use crate::parallel::{num_threads, pool};
-use crate::storage::buffer;
+use crate::storage::{assume_init, fill_uninit, uninit};
 
 /// Input and output channels below this keep im2col: the 16 products would be too thin (their
 /// inner dimension is the input channels) to pay for the transforms.
@@ -190,10 +192,12 @@ fn conv3x3<T: Float>(
     let (th, tw) = (oh.div_ceil(2), ow.div_ceil(2));
     let tiles = th * tw;
     let per_out = cout * oh * ow;
-    let mut out = buffer::<T>(n * per_out);
-    if out.is_empty() {
-        return out;
+    if n * per_out == 0 {
+        return Vec::new();
     }
+    // Each task zero-fills its own chunk just before writing it (while it is in cache), instead
+    // of the whole output being filled on one thread first.
+    let mut out = uninit::<T>(n * per_out);
     let u = filter_transform(w, cout, c);
     let geo = Tiling { c, h, wd, cout, pad, oh, ow, th, tw };
     let threads = num_threads();
@@ -205,7 +209,8 @@ fn conv3x3<T: Float>(
     // One set of buffers per task, reused by its chunks (fresh ones per chunk would each be
     // page-faulted in).
     let scratch = || Scratch::new(&geo, per);
-    let run = |scr: &mut Scratch<T>, i: usize, o: &mut [T], par| {
+    let run = |scr: &mut Scratch<T>, i: usize, o: &mut [MaybeUninit<T>], par| {
+        let o = fill_uninit(o, T::zero());
         let (s0, m) = (i * per, o.len() / per_out);
         geo.chunk(&x[s0 * in_len..(s0 + m) * in_len], &u, bias, m, o, scr, par)
     };
@@ -218,7 +223,7 @@ fn conv3x3<T: Float>(
     } else {
         let par =
             if threads > 1 && flops >= 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        let go = |out: &mut [T]| {
+        let go = |out: &mut [MaybeUninit<T>]| {
             let mut scr = scratch();
             for (i, o) in out.chunks_mut(per * per_out).enumerate() {
                 run(&mut scr, i, o, par)
@@ -230,7 +235,8 @@ fn conv3x3<T: Float>(
             go(&mut out)
         }
     }
-    out
+    // SAFETY: the chunks cover the output and `run` fills each before anything else.
+    unsafe { assume_init(out) }
 }
 
 /// The buffers of one chunk of `per` samples: the zero-bordered channels-last image of one

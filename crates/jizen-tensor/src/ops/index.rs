@@ -111,6 +111,45 @@ fn scatter_add_onto<T: Element + StorageElement>(
     })
 }
 
+/// `out` (the row-major elements of a tensor split `(outer, size, inner)` at the indexed
+/// dimension) with the slices of `source` added at `ids`: the kernel of `index_add`, which starts
+/// from a copy of its input, and of `index_select`'s gradient, which starts from zeros.
+fn index_add_onto<T: Element + StorageElement>(
+    mut out: Vec<T>,
+    source: &Tensor,
+    ids: &[usize],
+    (outer, size, inner): (usize, usize, usize),
+) -> Result<Vec<T>> {
+    source.with_data::<T, _>(|s| {
+        for o in 0..outer {
+            for (l, &i) in ids.iter().enumerate() {
+                let dst = (o * size + i) * inner;
+                let from = (o * ids.len() + l) * inner;
+                for j in 0..inner {
+                    out[dst + j] = out[dst + j] + s[from + j];
+                }
+            }
+        }
+        out
+    })
+}
+
+/// The gradient of `x.index_select(d, idx)` given the output's gradient `g` (as
+/// [`gather_backward`] for a gather): outside gradient recording, `g`'s slices are added onto
+/// zeros directly; for an embedding table that saves a copy the table's size.
+fn index_select_backward(x: &Tensor, d: usize, idx: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if crate::autograd::is_grad_enabled() {
+        return x.zeros_like().index_add(d as isize, idx, g);
+    }
+    let ids = indices("index_add", idx, x.shape()[d])?;
+    let n = x.numel();
+    let geometry = split_at(x.shape(), d);
+    let data = crate::with_any!(x.dtype(), |T| {
+        T::wrap(index_add_onto(crate::storage::zeroed::<T>(n), g, &ids, geometry)?)
+    });
+    Ok(Tensor::from_storage(data, x.shape()))
+}
+
 /// The gradient of `x.gather(d, idx)` given the output's gradient `g`: zeros of `x`'s shape with
 /// `g` scattered onto them. Outside gradient recording (a plain backward pass) the zeros are
 /// scattered onto directly, instead of copied first as `scatter_add` copies its input; for a
@@ -175,28 +214,9 @@ impl Tensor {
             ));
         }
         let (outer, size, inner) = split_at(self.shape(), d);
-        fn k<T: Element + StorageElement>(
-            x: &Tensor,
-            src: &Tensor,
-            ids: &[usize],
-            outer: usize,
-            size: usize,
-            inner: usize,
-        ) -> Vec<T> {
-            let mut out = contiguous_data::<T>(x);
-            let s = contiguous_data::<T>(src);
-            for o in 0..outer {
-                for (l, &i) in ids.iter().enumerate() {
-                    let dst = (o * size + i) * inner;
-                    let from = (o * ids.len() + l) * inner;
-                    for j in 0..inner {
-                        out[dst + j] = out[dst + j] + s[from + j];
-                    }
-                }
-            }
-            out
-        }
-        let data = crate::with_any!(self.dtype(), |T| T::wrap(k::<T>(self, source, &ids, outer, size, inner)));
+        let data = crate::with_any!(self.dtype(), |T| {
+            T::wrap(index_add_onto(contiguous_data::<T>(self), source, &ids, (outer, size, inner))?)
+        });
         Ok(Tensor::from_op(data, self.shape(), || Op::IndexAdd(self.clone(), d, index.clone(), source.clone())))
     }
 
@@ -274,7 +294,7 @@ impl Tensor {
 pub(crate) fn backward(op: &Op, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
     let need = |t: &Tensor| t.requires_grad();
     Ok(match op {
-        Op::IndexSelect(x, d, idx) => vec![Some(x.zeros_like().index_add(*d as isize, idx, g)?)],
+        Op::IndexSelect(x, d, idx) => vec![Some(index_select_backward(x, *d, idx, g)?)],
         Op::IndexAdd(base, d, idx, src) => {
             vec![need(base).then(|| g.clone()), if need(src) { Some(g.index_select(*d as isize, idx)?) } else { None }]
         }

@@ -184,12 +184,16 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
         }
         return out;
     }
-    // Without a bias gemm overwrites every element (read_dst = false): no need to clear the
-    // buffer. With one, the rows are seeded with it and gemm adds the product.
-    let mut out = crate::storage::buffer::<T>(nb * m * n);
+    // Without a bias gemm overwrites every element (read_dst = false), so the output is not
+    // filled first. With one, the rows are seeded with it and gemm adds the product.
+    let mut out = crate::storage::uninit::<T>(nb * m * n);
     let read_dst = bias.is_some();
     if let Some(bias) = bias {
-        out.chunks_exact_mut(n).for_each(|row| row.copy_from_slice(bias));
+        out.chunks_exact_mut(n).for_each(|row| {
+            row.iter_mut().zip(bias).for_each(|(o, &v)| {
+                o.write(v);
+            })
+        });
     }
     let (sa, sb) = (a.storage(), b.storage());
     let (xa, xb) = (T::slice(&sa), T::slice(&sb));
@@ -198,6 +202,13 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
     let (b_rs, b_cs) = (lb.strides()[r - 2] as isize, lb.strides()[r - 1] as isize);
     if nb == 1 && m == 1 && (a_cs == 1 || k == 1) && (b_rs == 1 || b_cs == 1) {
         let a_row = &xa[la.offset()..][..k];
+        // A single row (batch-1 inference): its kernel reads what it accumulates onto.
+        let mut out = if read_dst {
+            // SAFETY: every element was seeded with the bias above.
+            unsafe { crate::storage::assume_init(out) }
+        } else {
+            crate::storage::zeroed::<T>(n)
+        };
         row_times_matrix(a_row, &xb[lb.offset()..], (b_rs as usize, b_cs as usize), read_dst, &mut out);
         return out;
     }
@@ -240,12 +251,14 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
     if threads > 1 && nb >= threads && flops * nb >= PAR_FLOPS && flops < PAR_FLOPS * 16 {
         // Many small products: one per task.
         pool().install(|| {
-            out.par_chunks_mut(m * n).enumerate().for_each(|(i, c)| run(i, c.as_mut_ptr(), gemm::Parallelism::None));
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| run(i, c.as_mut_ptr().cast::<T>(), gemm::Parallelism::None));
         });
     } else {
         let par =
             if threads > 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        let base = SendPtr(out.as_mut_ptr());
+        let base = SendPtr(out.as_mut_ptr().cast::<T>());
         let go = || {
             for i in 0..nb {
                 run(i, base.at(i * m * n), par);
@@ -257,7 +270,9 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
             go();
         }
     }
-    out
+    // SAFETY: gemm wrote every element of every product (m, n, k > 0 here): over the bias it
+    // seeded, or, with read_dst = false, without reading what was there.
+    unsafe { crate::storage::assume_init(out) }
 }
 
 /// Makes a matrix operand safe for the kernel: a stretched (stride-0) matrix dimension is copied.

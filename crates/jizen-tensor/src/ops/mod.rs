@@ -31,14 +31,13 @@ pub(crate) fn map1<T: Copy + Send + Sync, U: StorageElement>(
 ) -> Vec<U> {
     let n = layout.numel();
     if let Some(r) = layout.contiguous_range() {
+        // Collected, so the output is written once, never filled first.
         let src = &src[r];
-        let mut out = buffer::<U>(n);
-        let run = |o: &mut [U], x: &[T]| o.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
-        if worth_parallel(n) {
-            pool().install(|| out.par_chunks_mut(TASK).zip(src.par_chunks(TASK)).for_each(|(o, x)| run(o, x)));
-        } else {
-            run(&mut out, src);
+        if !worth_parallel(n) {
+            return src.iter().map(|&v| f(v)).collect();
         }
+        let mut out = Vec::with_capacity(n);
+        pool().install(|| src.par_iter().with_min_len(TASK).map(|&v| f(v)).collect_into_vec(&mut out));
         return out;
     }
     let rows = Rows::new(layout.shape(), [layout]);
@@ -63,18 +62,13 @@ pub(crate) fn map2<T: Copy + Send + Sync, U: StorageElement>(
     let n = la.numel();
     if let (Some(ra), Some(rb)) = (la.contiguous_range(), lb.contiguous_range()) {
         let (a, b) = (&a[ra], &b[rb]);
-        let mut out = buffer::<U>(n);
-        let run =
-            |o: &mut [U], x: &[T], y: &[T]| o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (&x, &y))| *o = f(x, y));
-        if worth_parallel(n) {
-            pool().install(|| {
-                out.par_chunks_mut(TASK)
-                    .zip(a.par_chunks(TASK).zip(b.par_chunks(TASK)))
-                    .for_each(|(o, (x, y))| run(o, x, y))
-            });
-        } else {
-            run(&mut out, a, b);
+        if !worth_parallel(n) {
+            return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
         }
+        let mut out = Vec::with_capacity(n);
+        pool().install(|| {
+            a.par_iter().zip(b.par_iter()).with_min_len(TASK).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out)
+        });
         return out;
     }
     let rows = Rows::new(la.shape(), [la, lb]);

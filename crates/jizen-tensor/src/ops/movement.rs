@@ -205,7 +205,7 @@ impl Tensor {
             inner: usize,
             row: usize,
         ) -> Vec<T> {
-            // Every element is written below, so the recycled buffer needs no clearing.
+            // Every element is written below.
             let mut out = crate::storage::buffer::<T>(outer * row);
             let mut col = 0;
             for t in tensors {

@@ -27,6 +27,8 @@
 //! operations of `x`, `w` and `g`, recomputing `μ` and `r` from `x`, so that the gradient can be
 //! differentiated again. `tests/batch_norm.rs` checks both against the composite.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::autograd::is_grad_enabled;
@@ -34,7 +36,7 @@ use crate::dtype::{Element, Float};
 use crate::error::{dtype_err, invalid, shape_err, Result};
 use crate::op::Op;
 use crate::parallel::{num_threads, pool, worth_parallel};
-use crate::storage::{buffer, StorageElement};
+use crate::storage::{assume_init, uninit, StorageElement};
 use crate::Tensor;
 
 /// A contiguous `[N, C, S]` view of `[N, C, d…]` (`S` = the product of `d…`, 1 for rank 2).
@@ -100,30 +102,31 @@ fn per_channel<R: Send>(d: Dims, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R>
 }
 
 /// Writes every `S`-long run of a `[N, C, S]` output with `f(channel, out_run, run_index)`, in
-/// parallel chunks of runs when the output is large.
-fn write_runs<T: Float>(d: Dims, f: impl Fn(usize, &mut [T], usize) + Sync + Send) -> Vec<T> {
+/// parallel chunks of runs when the output is large. `f` must write every slot of its run (the
+/// output is not filled first).
+fn write_runs<T: Float>(d: Dims, f: impl Fn(usize, &mut [MaybeUninit<T>], usize) + Sync + Send) -> Vec<T> {
     let len = d.n * d.c * d.s;
-    let mut out = buffer::<T>(len);
-    if len == 0 {
-        return out;
-    }
-    let runs = d.n * d.c;
-    if worth_parallel(len) && runs > 1 {
-        let per_task = (runs / (4 * num_threads())).max(1);
-        pool().install(|| {
-            out.par_chunks_mut(per_task * d.s).enumerate().for_each(|(t, o)| {
-                for (j, run) in o.chunks_mut(d.s).enumerate() {
-                    let r = t * per_task + j;
-                    f(r % d.c, run, r);
-                }
-            })
-        });
-    } else {
-        for (r, run) in out.chunks_mut(d.s).enumerate() {
-            f(r % d.c, run, r);
+    let mut out = uninit::<T>(len);
+    if len > 0 {
+        let runs = d.n * d.c;
+        if worth_parallel(len) && runs > 1 {
+            let per_task = (runs / (4 * num_threads())).max(1);
+            pool().install(|| {
+                out.par_chunks_mut(per_task * d.s).enumerate().for_each(|(t, o)| {
+                    for (j, run) in o.chunks_mut(d.s).enumerate() {
+                        let r = t * per_task + j;
+                        f(r % d.c, run, r);
+                    }
+                })
+            });
+        } else {
+            for (r, run) in out.chunks_mut(d.s).enumerate() {
+                f(r % d.c, run, r);
+            }
         }
     }
-    out
+    // SAFETY: the runs cover the output (len = runs · S) and `f` writes every slot of each.
+    unsafe { assume_init(out) }
 }
 
 /// Per-channel mean and biased variance (two passes, f64 sums).
@@ -141,7 +144,7 @@ fn forward_kernel<T: Float>(x: &[T], d: Dims, mean: &[T], scale: &[T], shift: &[
     write_runs(d, |c, y, r| {
         let (mu, k, b) = (mean[c], scale[c], shift[c]);
         for (o, &v) in y.iter_mut().zip(&x[r * d.s..(r + 1) * d.s]) {
-            *o = (v - mu) * k + b;
+            o.write((v - mu) * k + b);
         }
     })
 }
@@ -182,7 +185,7 @@ fn backward_kernel<T: Float>(
             let (mu, k, a, q) = consts[c];
             let span = run * d.s..(run + 1) * d.s;
             for ((o, &xv), &gv) in out.iter_mut().zip(&x[span.clone()]).zip(&g[span]) {
-                *o = k * gv - a - q * (xv - mu);
+                o.write(k * gv - a - q * (xv - mu));
             }
         })
     });

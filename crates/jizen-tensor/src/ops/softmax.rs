@@ -4,6 +4,8 @@
 //! `log(softmax)`); `tests/fused.rs` checks the two against each other, and the parity fixtures
 //! against PyTorch.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::dtype::Float;
@@ -11,7 +13,7 @@ use crate::error::Result;
 use crate::op::Op;
 use crate::ops::reduce::{extreme_slice, sum_slice};
 use crate::parallel::{pool, worth_parallel};
-use crate::storage::{buffer, StorageElement};
+use crate::storage::{assume_init, fill_uninit, uninit, StorageElement};
 use crate::Tensor;
 
 /// Log-softmax of one row, compiled for AVX-512 when the CPU has it.
@@ -46,21 +48,25 @@ fn row_body<T: Float>(x: &[T], out: &mut [T]) {
 }
 
 fn kernel<T: Float>(x: &[T], n: usize) -> Vec<T> {
-    let mut out = buffer::<T>(x.len());
-    if n == 0 {
-        return out;
+    if n == 0 || x.is_empty() {
+        return Vec::new();
     }
+    // Each output row is zero-filled just before its kernel writes it (in cache), not the whole
+    // output first.
+    let mut out = uninit::<T>(x.len());
+    let rows = |o: &mut [MaybeUninit<T>], x: &[T]| {
+        o.chunks_mut(n).zip(x.chunks(n)).for_each(|(o, x)| row(x, fill_uninit(o, T::zero())));
+    };
     if worth_parallel(x.len()) && x.len() / n > 1 {
         let rows_per_task = (x.len() / n / (4 * crate::parallel::num_threads())).max(1);
         pool().install(|| {
-            out.par_chunks_mut(n * rows_per_task).zip(x.par_chunks(n * rows_per_task)).for_each(|(o, x)| {
-                o.chunks_mut(n).zip(x.chunks(n)).for_each(|(o, x)| row(x, o));
-            })
+            out.par_chunks_mut(n * rows_per_task).zip(x.par_chunks(n * rows_per_task)).for_each(|(o, x)| rows(o, x))
         });
     } else {
-        out.chunks_mut(n).zip(x.chunks(n)).for_each(|(o, x)| row(x, o));
+        rows(&mut out, x);
     }
-    out
+    // SAFETY: the rows cover the output and each was filled before its kernel ran.
+    unsafe { assume_init(out) }
 }
 
 impl Tensor {

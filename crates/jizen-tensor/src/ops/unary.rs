@@ -20,15 +20,20 @@ fn vectorised<T: Float + StorageElement>(
         return map1(x, l, f);
     };
     let src = &x[r];
-    let mut out = crate::storage::buffer::<T>(src.len());
+    // Chunk by chunk, each zero-filled just before its kernel writes it (in cache), not the
+    // whole output first.
+    const CHUNK: usize = 1 << 14;
+    let mut out = crate::storage::uninit::<T>(src.len());
+    let run = |o: &mut [std::mem::MaybeUninit<T>], s: &[T]| slice_fn(s, crate::storage::fill_uninit(o, T::zero()));
     if crate::parallel::worth_parallel(src.len()) {
         use rayon::prelude::*;
         crate::parallel::pool()
-            .install(|| out.par_chunks_mut(1 << 14).zip(src.par_chunks(1 << 14)).for_each(|(o, s)| slice_fn(s, o)));
+            .install(|| out.par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(o, s)| run(o, s)));
     } else {
-        slice_fn(src, &mut out);
+        out.chunks_mut(CHUNK).zip(src.chunks(CHUNK)).for_each(|(o, s)| run(o, s));
     }
-    out
+    // SAFETY: the chunks cover the output and each was filled before its kernel ran.
+    unsafe { crate::storage::assume_init(out) }
 }
 
 fn kernel<T: Float + StorageElement>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
