@@ -44,14 +44,8 @@ impl Storage {
     }
 }
 
-/// A buffer of `n` elements whose contents are unspecified (zeros, as it happens): the caller
-/// overwrites every element. Kernels that can write their output without reading it first take
+/// A zero-filled buffer of `n` elements. Kernels that write every element of their output take
 /// [`uninit`] instead and skip the filling.
-pub fn buffer<T: StorageElement>(n: usize) -> Vec<T> {
-    vec![T::zero(); n]
-}
-
-/// A zero-filled buffer of `n` elements.
 pub fn zeroed<T: StorageElement>(n: usize) -> Vec<T> {
     vec![T::zero(); n]
 }

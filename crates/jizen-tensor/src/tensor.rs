@@ -2,7 +2,7 @@
 //! in a differentiable computation, the [`Op`] that produced it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::autograd::is_grad_enabled;
 use crate::dtype::{DType, Element, Float};
@@ -288,13 +288,18 @@ impl Tensor {
 
     /// The operation that produced this tensor, if it is part of a differentiable graph.
     pub fn op(&self) -> Option<Arc<Op>> {
-        self.0.op.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.op_slot().clone()
+    }
+
+    fn op_slot(&self) -> MutexGuard<'_, Option<Arc<Op>>> {
+        self.0.op.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Drops the record of how this tensor was computed, and with it the references to its
     /// inputs and saved tensors: what a backward pass that frees the graph does at each node.
     pub(crate) fn release_op(&self) {
-        let op = self.0.op.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Taken out first, dropped after the lock is released: dropping it may free a long chain.
+        let op = self.op_slot().take();
         drop(op);
     }
 
@@ -329,7 +334,7 @@ impl Tensor {
 
     /// Whether gradients flow to or through this tensor.
     pub fn requires_grad(&self) -> bool {
-        self.is_variable() || self.0.op.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.is_variable() || self.op_slot().is_some()
     }
 
     /// Whether this tensor is a leaf variable (its gradient is accumulated in [`Tensor::grad`]).
@@ -465,7 +470,7 @@ pub(crate) fn strided_copy<T: StorageElement>(src: &[T], layout: &Layout) -> Vec
     }
     let rows = Rows::new(layout.shape(), [layout]);
     let s = rows.inner_strides[0];
-    let mut out = crate::storage::buffer::<T>(layout.numel());
+    let mut out = crate::storage::zeroed::<T>(layout.numel());
     crate::ops::fill_rows(&mut out, &rows, |o, [at], _| {
         if s == 1 {
             o.copy_from_slice(&src[at..at + o.len()]);

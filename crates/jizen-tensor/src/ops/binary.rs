@@ -241,7 +241,7 @@ impl Tensor {
             let (xc, xa, xb) = (C::slice(&sc), T::slice(&sa), T::slice(&sb));
             let rows = Rows::new(c.shape(), [c.layout(), a.layout(), b.layout()]);
             let [s0, s1, s2] = rows.inner_strides;
-            let mut out = crate::storage::buffer::<T>(c.numel());
+            let mut out = crate::storage::zeroed::<T>(c.numel());
             fill_rows(&mut out, &rows, |o, [oc, oa, ob], _| {
                 for (i, dst) in o.iter_mut().enumerate() {
                     *dst = if xc[oc + i * s0] != C::zero() { xa[oa + i * s1] } else { xb[ob + i * s2] };

@@ -134,7 +134,7 @@ fn im2col_kernel<T: Float>(x: &[T], n: usize, g: &Im2colGeometry) -> Vec<T> {
     let (rows, l) = (g.rows(), g.cols());
     let [kh, kw] = g.kernel;
     let plane = g.h * g.w;
-    let mut out = crate::storage::buffer::<T>(rows * n * l);
+    let mut out = crate::storage::zeroed::<T>(rows * n * l);
     // One task per row (c, ki, kj): N segments of L values.
     let work = |r: usize, dst: &mut [T]| {
         let (c, k) = (r / (kh * kw), r % (kh * kw));
@@ -544,8 +544,8 @@ fn max_pool_kernel<T: Float>(x: &[T], planes: usize, g: &Im2colGeometry) -> Resu
             ),
         ));
     }
-    let mut vals = crate::storage::buffer::<T>(planes * out_plane);
-    let mut idx = crate::storage::buffer::<i64>(planes * out_plane);
+    let mut vals = crate::storage::zeroed::<T>(planes * out_plane);
+    let mut idx = crate::storage::zeroed::<i64>(planes * out_plane);
     // The common 2x2 window with stride 2 and no padding: the two input rows of an output row,
     // a straight loop the compiler can vectorise.
     let pairs = g.kernel == [2, 2] && g.stride == [2, 2] && g.padding == [0, 0] && g.dilation == [1, 1];

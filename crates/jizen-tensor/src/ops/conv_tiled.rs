@@ -23,7 +23,7 @@ use crate::error::{dtype_err, shape_err, Result};
 use crate::op::Op;
 use crate::ops::conv::{gather_row, scatter_row, Im2colGeometry};
 use crate::parallel::{num_threads, pool};
-use crate::storage::{assume_init, buffer, fill_uninit, uninit, zeroed, StorageElement};
+use crate::storage::{assume_init, fill_uninit, uninit, zeroed, StorageElement};
 use crate::Tensor;
 
 /// Convolutions with fewer multiply-adds than this run on one thread.
@@ -372,7 +372,7 @@ fn grad_weight_kernel<T: Float>(x: &[T], gy: &[T], n: usize, cg: &ConvGeometry) 
             out
         }
         Some(par) => {
-            let mut acc = buffer::<T>(wlen);
+            let mut acc = zeroed::<T>(wlen);
             let mut cols = vec![T::zero(); scratch];
             if matches!(par, gemm::Parallelism::Rayon(_)) {
                 pool().install(|| run(0, n, &mut acc, &mut cols, par));

@@ -31,10 +31,10 @@ use crate::op::Op;
 use crate::ops::reduce::{extreme_slice, sum_slice};
 use crate::parallel::{num_threads, pool, worth_parallel};
 use crate::storage::{assume_init, fill_uninit, uninit, StorageElement};
+use crate::Tensor;
 
 /// Elements of the gradient filled and written at a time (about an L1 cache of f32).
 const BLOCK_ELEMENTS: usize = 1 << 13;
-use crate::Tensor;
 
 /// The shift and log-normaliser of one row: `(m, log Σ e^(x − m))`; a row without a finite
 /// maximum is shifted by 0 (it comes out NaN, as in PyTorch). `scratch` holds the exponentials.

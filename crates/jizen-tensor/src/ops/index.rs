@@ -235,7 +235,7 @@ impl Tensor {
         ) -> Result<Vec<T>> {
             x.with_data::<T, _>(|src| {
                 if let Some(geometry) = aligned(x.shape(), idx_shape, d) {
-                    let mut out = crate::storage::buffer::<T>(ids.len());
+                    let mut out = crate::storage::zeroed::<T>(ids.len());
                     for_each_aligned(geometry, ids, |p, off| out[p] = src[off]);
                     return out;
                 }

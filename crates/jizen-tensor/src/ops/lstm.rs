@@ -41,7 +41,7 @@ use crate::error::{dtype_err, shape_err, Result};
 use crate::op::Op;
 use crate::ops::conv_tiled::gemm;
 use crate::parallel::{num_threads, pool};
-use crate::storage::{buffer, zeroed, StorageElement};
+use crate::storage::{zeroed, StorageElement};
 use crate::Tensor;
 
 /// Steps whose product has fewer multiply-adds than this run it on one thread.
@@ -113,7 +113,7 @@ fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
 }
 
 fn transposed<T: Float + StorageElement>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = buffer::<T>(rows * cols);
+    let mut out = zeroed::<T>(rows * cols);
     transpose_into(src, rows, cols, &mut out);
     out
 }
@@ -285,7 +285,7 @@ fn forward_kernel<T: Float + StorageElement>(
     let (n, hs, g4, tn) = (d.n, d.h, d.g4(), d.tn());
     let mut gates = transposed(gx, tn, g4); // [4H, T·N]
     let c0t = c0.map(|c| transposed(c, n, hs)); // [H, N]
-    let (mut h, mut c) = (buffer::<T>(hs * tn), buffer::<T>(hs * tn));
+    let (mut h, mut c) = (zeroed::<T>(hs * tn), zeroed::<T>(hs * tn));
     let (par, wide) = (d.step_par(), avx512());
     in_pool(par, || {
         for t in 0..d.t {
@@ -318,7 +318,7 @@ fn forward_kernel<T: Float + StorageElement>(
             }
         }
     });
-    let mut out = buffer::<T>(2 * hs * tn);
+    let mut out = zeroed::<T>(2 * hs * tn);
     let (oh, oc) = out.split_at_mut(hs * tn);
     transpose_into(&h, hs, tn, oh);
     transpose_into(&c, hs, tn, oc);
@@ -342,7 +342,7 @@ fn backward_kernel<T: Float + StorageElement>(
     let [h, c, gh, gc] =
         [&out[..hs * tn], &out[hs * tn..], &g[..hs * tn], &g[hs * tn..]].map(|x| transposed(x, tn, hs));
     let c0t = c0.map(|c| transposed(c, n, hs));
-    let mut da = buffer::<T>(g4 * tn); // [4H, T·N]
+    let mut da = zeroed::<T>(g4 * tn); // [4H, T·N]
     let mut dh_carry = zeroed::<T>(hs * n); // [H, N]
     let mut dc_carry = zeroed::<T>(hs * n);
     let (par, wide) = (d.step_par(), avx512());

@@ -184,33 +184,28 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
         }
         return out;
     }
+    let (sa, sb) = (a.storage(), b.storage());
+    let (xa, xb) = (T::slice(&sa), T::slice(&sb));
+    let (la, lb) = (a.layout(), b.layout());
+    let (a_rs, a_cs) = (la.strides()[r - 2] as isize, la.strides()[r - 1] as isize);
+    let (b_rs, b_cs) = (lb.strides()[r - 2] as isize, lb.strides()[r - 1] as isize);
+    let read_dst = bias.is_some();
+    if nb == 1 && m == 1 && (a_cs == 1 || k == 1) && (b_rs == 1 || b_cs == 1) {
+        // A single row (batch-1 inference): its kernel accumulates onto the bias or onto zeros.
+        let mut out = bias.map_or_else(|| crate::storage::zeroed::<T>(n), <[T]>::to_vec);
+        let a_row = &xa[la.offset()..][..k];
+        row_times_matrix(a_row, &xb[lb.offset()..], (b_rs as usize, b_cs as usize), read_dst, &mut out);
+        return out;
+    }
     // Without a bias gemm overwrites every element (read_dst = false), so the output is not
     // filled first. With one, the rows are seeded with it and gemm adds the product.
     let mut out = crate::storage::uninit::<T>(nb * m * n);
-    let read_dst = bias.is_some();
     if let Some(bias) = bias {
         out.chunks_exact_mut(n).for_each(|row| {
             row.iter_mut().zip(bias).for_each(|(o, &v)| {
                 o.write(v);
             })
         });
-    }
-    let (sa, sb) = (a.storage(), b.storage());
-    let (xa, xb) = (T::slice(&sa), T::slice(&sb));
-    let (la, lb) = (a.layout(), b.layout());
-    let (a_rs, a_cs) = (la.strides()[r - 2] as isize, la.strides()[r - 1] as isize);
-    let (b_rs, b_cs) = (lb.strides()[r - 2] as isize, lb.strides()[r - 1] as isize);
-    if nb == 1 && m == 1 && (a_cs == 1 || k == 1) && (b_rs == 1 || b_cs == 1) {
-        let a_row = &xa[la.offset()..][..k];
-        // A single row (batch-1 inference): its kernel reads what it accumulates onto.
-        let mut out = if read_dst {
-            // SAFETY: every element was seeded with the bias above.
-            unsafe { crate::storage::assume_init(out) }
-        } else {
-            crate::storage::zeroed::<T>(n)
-        };
-        row_times_matrix(a_row, &xb[lb.offset()..], (b_rs as usize, b_cs as usize), read_dst, &mut out);
-        return out;
     }
     // Storage offset of batch `i` in an operand.
     let batch_offset = |strides: &[usize], base: usize, mut i: usize| -> usize {

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::layout::{Layout, Rows};
 use crate::parallel::{pool, worth_parallel};
-use crate::storage::{buffer, StorageElement};
+use crate::storage::{zeroed, StorageElement};
 
 /// Elements per parallel task in elementwise kernels.
 const TASK: usize = 1 << 14;
@@ -41,7 +41,7 @@ pub(crate) fn map1<T: Copy + Send + Sync, U: StorageElement>(
         return out;
     }
     let rows = Rows::new(layout.shape(), [layout]);
-    let mut out = buffer::<U>(n);
+    let mut out = zeroed::<U>(n);
     fill_rows(&mut out, &rows, |o, offs, _row| {
         let s = rows.inner_strides[0];
         for (i, dst) in o.iter_mut().enumerate() {
@@ -72,7 +72,7 @@ pub(crate) fn map2<T: Copy + Send + Sync, U: StorageElement>(
         return out;
     }
     let rows = Rows::new(la.shape(), [la, lb]);
-    let mut out = buffer::<U>(n);
+    let mut out = zeroed::<U>(n);
     let [sa, sb] = rows.inner_strides;
     fill_rows(&mut out, &rows, |o, [oa, ob], _row| match (sa, sb) {
         (1, 1) => {

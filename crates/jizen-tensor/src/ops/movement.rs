@@ -206,7 +206,7 @@ impl Tensor {
             row: usize,
         ) -> Vec<T> {
             // Every element is written below.
-            let mut out = crate::storage::buffer::<T>(outer * row);
+            let mut out = crate::storage::zeroed::<T>(outer * row);
             let mut col = 0;
             for t in tensors {
                 let w = t.shape()[d] * inner;
