@@ -206,3 +206,31 @@ fn clipping_handles_views_missing_gradients_and_f32() {
     clip_grad_norm(std::slice::from_ref(&b), 10.0).unwrap();
     assert_eq!(b.grad().unwrap().to_vec::<f32>().unwrap(), before);
 }
+
+/// Gradients long enough to be reduced on several threads: the norm is the f64 norm of all the
+/// elements, whatever the split, and clipping multiplies each element by the factor rounded to
+/// f32 (torch's `g.mul_(clip_coef.to(g.dtype))`).
+#[test]
+fn clip_grad_norm_of_large_gradients_is_exact_in_f64() {
+    let mut rng = jizen_tensor::Rng::new(7);
+    let params: Vec<Tensor> = [300_001usize, 65_536, 5]
+        .iter()
+        .map(|&n| Tensor::zeros(&[n], jizen_tensor::DType::F32).requires_grad_(true))
+        .collect();
+    let grads: Vec<Vec<f32>> = params
+        .iter()
+        .map(|p| {
+            let g = Tensor::randn(p.shape(), jizen_tensor::DType::F32, &mut rng);
+            p.replace_grad(g.clone()).unwrap();
+            g.to_vec::<f32>().unwrap()
+        })
+        .collect();
+    let expected = grads.iter().flatten().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let total = clip_grad_norm(&params, 1.0).unwrap();
+    assert!((total - expected).abs() <= 1e-12 * expected, "norm {total}, expected {expected}");
+    let coef = (1.0 / (total + 1e-6)) as f32;
+    for (p, g) in params.iter().zip(&grads) {
+        let clipped = p.grad().unwrap().to_vec::<f32>().unwrap();
+        assert!(clipped.iter().zip(g).all(|(&c, &x)| c == x * coef), "a clipped element is not x · coef");
+    }
+}

@@ -82,6 +82,23 @@ pub fn par_update<T: Send + Sync, const M: usize>(
     pool().install(|| tasks.into_par_iter().zip(read.par_chunks(chunk)).for_each(|(m, r)| f(m, r)));
 }
 
+/// Elements per part of [`par_sum`]: fixed, so that the parts, and the sum, do not depend on the
+/// thread count.
+const SUM_CHUNK: usize = 1 << 14;
+
+/// `f(part₀) + f(part₁) + …` over consecutive parts of `read` of [`SUM_CHUNK`] elements, added in
+/// order: on jizen's threads when `read` is long enough to pay ([`PAR_ELEMENTS`]), else on the
+/// calling thread, with the same result either way. For reductions outside the tensor ops, such
+/// as a gradient's norm.
+pub fn par_sum<T: Sync>(read: &[T], f: impl Fn(&[T]) -> f64 + Sync + Send) -> f64 {
+    use rayon::prelude::*;
+    if !worth_parallel(read.len()) {
+        return read.chunks(SUM_CHUNK).map(&f).sum();
+    }
+    let parts: Vec<f64> = pool().install(|| read.par_chunks(SUM_CHUNK).map(&f).collect());
+    parts.into_iter().sum()
+}
+
 /// Runs `f(i, n)` for every part `i` of `n` at once, for latency-bound work (a batch-1 product):
 /// `n` is jizen's thread count, part 0 runs on the calling thread and part `i` always on the same
 /// helper thread, so that what a part reads (its slice of a weight matrix) stays in that core's

@@ -24,16 +24,41 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f64) -> Result<f64> {
     for g in params.iter().filter_map(|p| p.grad()) {
         // torch: the norm of the per-tensor norms.
         let n = jizen_tensor::with_float!(g.dtype(), "clip_grad_norm", |T| {
-            g.with_data::<T, _>(|d| d.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>().sqrt())
+            g.with_data::<T, _>(|d| sum_of_squares(d).sqrt())
         })?;
         squares += n * n;
     }
     let total = squares.sqrt();
     let coef = (max_norm / (total + 1e-6)).min(1.0);
-    for p in params {
-        map_grad(p, "clip_grad_norm", |x| x * coef)?;
+    // A factor of 1 would change nothing (x · 1 = x exactly): no pass over the gradients then.
+    if coef < 1.0 {
+        let _guard = jizen_tensor::NoGradGuard::new();
+        for p in params {
+            if let Some(g) = p.grad() {
+                // As torch: the factor rounded to the gradient's dtype, one product per element.
+                p.replace_grad(g.mul_scalar(coef)?)?;
+            }
+        }
     }
     Ok(total)
+}
+
+/// `Σ x²` of one gradient in f64, on jizen's threads for large ones. Eight partial sums per part
+/// (a serial f64 sum waits on each addition: for the 20 million parameters of the medium PTB
+/// model, 7% of a training step's time under `perf`).
+fn sum_of_squares<T: Float>(d: &[T]) -> f64 {
+    jizen_tensor::parallel::par_sum(d, |part| {
+        let mut acc = [0f64; 8];
+        let mut blocks = part.chunks_exact(8);
+        for b in &mut blocks {
+            for (a, &x) in acc.iter_mut().zip(b) {
+                let x = x.to_f64();
+                *a += x * x;
+            }
+        }
+        let tail: f64 = blocks.remainder().iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+        acc.iter().sum::<f64>() + tail
+    })
 }
 
 /// Clamps every element of the gradients of `params` to `[-clip, clip]`.
