@@ -31,7 +31,7 @@ use rayon::prelude::*;
 use crate::dtype::Float;
 use crate::ops::conv_tiled::{gemm, ConvGeometry};
 use crate::parallel::{num_threads, pool};
-use crate::storage::{assume_init, fill_uninit, uninit};
+use crate::storage::{assume_init, uninit};
 
 /// Input and output channels below this keep im2col: the 16 products would be too thin (their
 /// inner dimension is the input channels) to pay for the transforms.
@@ -195,8 +195,8 @@ fn conv3x3<T: Float>(
     if n * per_out == 0 {
         return Vec::new();
     }
-    // Each task zero-fills its own chunk just before writing it (while it is in cache), instead
-    // of the whole output being filled on one thread first.
+    // Every output element is written once, by the chunk's copy back to NCHW: nothing is filled
+    // first.
     let mut out = uninit::<T>(n * per_out);
     let u = filter_transform(w, cout, c);
     let geo = Tiling { c, h, wd, cout, pad, oh, ow, th, tw };
@@ -206,36 +206,37 @@ fn conv3x3<T: Float>(
     let chunks = n.div_ceil(per);
     let flops = 16 * n * tiles * c * cout;
     let in_len = c * h * wd;
-    // One set of buffers per task, reused by its chunks (fresh ones per chunk would each be
-    // page-faulted in).
-    let scratch = || Scratch::new(&geo, per);
-    let run = |scr: &mut Scratch<T>, i: usize, o: &mut [MaybeUninit<T>], par| {
-        let o = fill_uninit(o, T::zero());
-        let (s0, m) = (i * per, o.len() / per_out);
-        geo.chunk(&x[s0 * in_len..(s0 + m) * in_len], &u, bias, m, o, scr, par)
+    // Chunks [lo, hi) in order into `o` (their outputs, contiguous), with one set of buffers.
+    let run = |lo: usize, hi: usize, o: &mut [MaybeUninit<T>], par| {
+        let mut scr = Scratch::new(&geo, per);
+        for (i, o) in (lo..hi).zip(o.chunks_mut(per * per_out)) {
+            let (s0, m) = (i * per, o.len() / per_out);
+            geo.chunk(&x[s0 * in_len..(s0 + m) * in_len], &u, bias, m, o, &mut scr, par)
+        }
     };
     if threads > 1 && chunks >= threads {
-        pool().install(|| {
-            out.par_chunks_mut(per * per_out)
-                .enumerate()
-                .for_each_init(scratch, |scr, (i, o)| run(scr, i, o, gemm::Parallelism::None))
-        });
+        // A contiguous run of chunks per thread, so that each allocates its buffers once (rayon's
+        // `for_each_init` made a set per stolen job, each zero-filled: several per call).
+        let bounds: Vec<usize> = (0..=threads).map(|t| t * chunks / threads).collect();
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = &mut out[..];
+        for t in 0..threads {
+            let samples = (bounds[t + 1] * per).min(n) - bounds[t] * per;
+            let (part, tail) = rest.split_at_mut(samples * per_out);
+            parts.push((bounds[t], bounds[t + 1], part));
+            rest = tail;
+        }
+        pool().install(|| parts.into_par_iter().for_each(|(lo, hi, o)| run(lo, hi, o, gemm::Parallelism::None)));
     } else {
         let par =
             if threads > 1 && flops >= 1 << 18 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        let go = |out: &mut [MaybeUninit<T>]| {
-            let mut scr = scratch();
-            for (i, o) in out.chunks_mut(per * per_out).enumerate() {
-                run(&mut scr, i, o, par)
-            }
-        };
         if matches!(par, gemm::Parallelism::Rayon(_)) {
-            pool().install(|| go(&mut out))
+            pool().install(|| run(0, chunks, &mut out, par))
         } else {
-            go(&mut out)
+            run(0, chunks, &mut out, par)
         }
     }
-    // SAFETY: the chunks cover the output and `run` fills each before anything else.
+    // SAFETY: the chunks cover the output, and `chunk` writes every element of its part.
     unsafe { assume_init(out) }
 }
 
@@ -291,7 +292,7 @@ impl Tiling {
         u: &[T],
         bias: Option<&[T]>,
         m: usize,
-        out: &mut [T],
+        out: &mut [MaybeUninit<T>],
         scr: &mut Scratch<T>,
         par: gemm::Parallelism,
     ) {
@@ -407,7 +408,14 @@ impl Tiling {
     }
 
     /// [`scatter_tiles`](Self::scatter_tiles), compiled for AVX-512F when the CPU has it.
-    fn scatter_tiles_dispatch<T: Float>(&self, prod: &[T], bias: Option<&[T]>, m: usize, out: &mut [T], yt: &mut [T]) {
+    fn scatter_tiles_dispatch<T: Float>(
+        &self,
+        prod: &[T],
+        bias: Option<&[T]>,
+        m: usize,
+        out: &mut [MaybeUninit<T>],
+        yt: &mut [T],
+    ) {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx512f") {
             #[target_feature(enable = "avx512f")]
@@ -416,7 +424,7 @@ impl Tiling {
                 prod: &[T],
                 bias: Option<&[T]>,
                 m: usize,
-                out: &mut [T],
+                out: &mut [MaybeUninit<T>],
                 yt: &mut [T],
             ) {
                 t.scatter_tiles(prod, bias, m, out, yt)
@@ -451,9 +459,16 @@ impl Tiling {
     }
 
     /// `Y = Aᵀ M A` for every tile, from `prod` [tiles, 16, Cout], plus the bias, into `out`
-    /// [m, Cout, oh, ow].
+    /// [m, Cout, oh, ow], every element of which it writes.
     #[inline(always)]
-    fn scatter_tiles<T: Float>(&self, prod: &[T], bias: Option<&[T]>, m: usize, out: &mut [T], yt: &mut [T]) {
+    fn scatter_tiles<T: Float>(
+        &self,
+        prod: &[T],
+        bias: Option<&[T]>,
+        m: usize,
+        out: &mut [MaybeUninit<T>],
+        yt: &mut [T],
+    ) {
         let Tiling { cout, oh, ow, th, tw, .. } = *self;
         let (tiles, w2) = (th * tw, 2 * tw);
         let mut sums = vec![T::zero(); 8 * cout];
@@ -474,11 +489,22 @@ impl Tiling {
             // Each output plane is written in order (whole cache lines, a stream), its values
             // read strided from `yt`, which stays in the core's cache.
             let y = &mut out[s * cout * oh * ow..][..cout * oh * ow];
+            #[cfg(target_arch = "x86_64")]
+            if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") {
+                assert!(yt.len() >= ((oh - 1) * w2 + ow) * cout, "to_planes: buffer sizes out of range");
+                // SAFETY: T is f32 (checked by its dtype), so both buffers hold f32; `y` is
+                // [Cout, oh, ow] and `yt` reaches every pixel read (checked just above); the CPU
+                // supports AVX-512F.
+                unsafe {
+                    to_planes_f32_avx512(yt.as_ptr().cast::<f32>(), w2, cout, [oh, ow], y.as_mut_ptr().cast::<f32>())
+                };
+                continue;
+            }
             for (co, plane) in y.chunks_exact_mut(oh * ow).enumerate() {
                 for (yy, line) in plane.chunks_exact_mut(ow).enumerate() {
                     let src = &yt[yy * w2 * cout + co..];
                     for (xx, d) in line.iter_mut().enumerate() {
-                        *d = src[xx * cout];
+                        d.write(src[xx * cout]);
                     }
                 }
             }
@@ -568,10 +594,20 @@ fn to_channels_last<T: Float>(xs: &[T], [c, h, wd]: [usize; 3], img: &mut [T], p
     }
 }
 
+/// Sixteen values of `f(k)`, `k = 0 … 15`, written out (no loop, so an array of vectors built
+/// from them stays in registers).
+#[cfg(target_arch = "x86_64")]
+macro_rules! unrolled16 {
+    ($f:expr) => {{
+        let f = $f;
+        [f(0), f(1), f(2), f(3), f(4), f(5), f(6), f(7), f(8), f(9), f(10), f(11), f(12), f(13), f(14), f(15)]
+    }};
+}
+
 /// The sample `xs` [C, h, wd] copied channels-last into `img` (rows of `pcol` pixels of `c`
-/// values, inside a border of `pad`), 16 channels per step: one gather of a pixel's 16 channel
-/// values (`h × wd` apart) and one contiguous store, where the generic loop stores one value at
-/// a time, `c` values apart.
+/// values, inside a border of `pad`). Whole blocks of 16 channels go 16 pixels of a row at a
+/// time: 16 loads (one per channel), a 16 × 16 transpose in registers, 16 stores (one per
+/// pixel). The channels past the last whole block take one gather per pixel.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn to_channels_last_f32_avx512(
@@ -583,24 +619,155 @@ unsafe fn to_channels_last_f32_avx512(
 ) {
     use std::arch::x86_64::*;
     let hw = h * wd;
-    let offsets = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(hw as i32),
-    );
-    let mut ci = 0;
-    while ci < c {
-        let mask: __mmask16 = if c - ci >= 16 { 0xffff } else { ((1u32 << (c - ci)) - 1) as __mmask16 };
+    let whole = c / 16 * 16;
+    for ci in (0..whole).step_by(16) {
         for y in 0..h {
-            for px in 0..wd {
+            for x0 in (0..wd).step_by(16) {
+                let len = (wd - x0).min(16);
+                let lanes = lane_mask(len);
                 // SAFETY: the caller guarantees the extents; masked lanes touch nothing.
                 unsafe {
-                    let src = xs.add(ci * hw + y * wd + px);
-                    let val = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, src);
-                    _mm512_mask_storeu_ps(img.add(((y + pad[0]) * pcol + px + pad[1]) * c + ci), mask, val);
+                    let src = xs.add(ci * hw + y * wd + x0);
+                    let r = transpose16(unrolled16!(|k: usize| _mm512_maskz_loadu_ps(lanes, src.add(k * hw))));
+                    let dst = img.add(((y + pad[0]) * pcol + x0 + pad[1]) * c + ci);
+                    let _: [(); 16] = unrolled16!(|p: usize| {
+                        if p < len {
+                            _mm512_storeu_ps(dst.add(p * c), r[p])
+                        }
+                    });
                 }
             }
         }
-        ci += 16;
+    }
+    if whole < c {
+        let offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(hw as i32),
+        );
+        let mask = lane_mask(c - whole);
+        for y in 0..h {
+            for px in 0..wd {
+                // SAFETY: as above.
+                unsafe {
+                    let src = xs.add(whole * hw + y * wd + px);
+                    let val = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, offsets, src);
+                    _mm512_mask_storeu_ps(img.add(((y + pad[0]) * pcol + px + pad[1]) * c + whole), mask, val);
+                }
+            }
+        }
+    }
+}
+
+/// The channels-last rows `yt` (`w2` pixels of `cout` values per row) copied into the planes
+/// `out` [Cout, oh, ow]: per block of 16 channels and run of 16 pixels, 16 loads, a transpose
+/// and 16 stores; channels past the last whole block one value at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn to_planes_f32_avx512(yt: *const f32, w2: usize, cout: usize, [oh, ow]: [usize; 2], out: *mut f32) {
+    use std::arch::x86_64::*;
+    let whole = cout / 16 * 16;
+    for co in (0..whole).step_by(16) {
+        for y in 0..oh {
+            for x0 in (0..ow).step_by(16) {
+                let len = (ow - x0).min(16);
+                // SAFETY: the caller guarantees the extents; masked lanes touch nothing.
+                unsafe {
+                    let src = yt.add((y * w2 + x0) * cout + co);
+                    let r = transpose16(unrolled16!(|p: usize| {
+                        if p < len {
+                            _mm512_loadu_ps(src.add(p * cout))
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    }));
+                    let (dst, lanes) = (out.add(co * oh * ow + y * ow + x0), lane_mask(len));
+                    let _: [(); 16] = unrolled16!(|k: usize| _mm512_mask_storeu_ps(dst.add(k * oh * ow), lanes, r[k]));
+                }
+            }
+        }
+    }
+    for co in whole..cout {
+        for y in 0..oh {
+            for x in 0..ow {
+                // SAFETY: as above.
+                unsafe { *out.add(co * oh * ow + y * ow + x) = *yt.add((y * w2 + x) * cout + co) };
+            }
+        }
+    }
+}
+
+/// The first `len` (at most 16) lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lane_mask(len: usize) -> u16 {
+    if len >= 16 {
+        0xffff
+    } else {
+        ((1u32 << len) - 1) as u16
+    }
+}
+
+/// Transposes the 16 × 16 matrix whose rows are `r`. Element (row i, column j) moves to (j, i):
+/// the four bits of the row index are swapped with those of the column index, one bit per stage.
+/// Swapping bit `b` pairs rows `i` and `i + 2^b` (bit `b` of `i` clear): the new row `i` keeps
+/// row `i`'s columns with bit `b` clear and takes, into the columns with it set, row
+/// `i + 2^b`'s columns with it clear; the new row `i + 2^b` takes the rest. One two-source
+/// permutation per new row. Every index is a constant (no loop), so the rows stay in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose16(r: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    let [mut r0, mut r1, mut r2, mut r3, mut r4, mut r5, mut r6, mut r7, mut r8, mut r9, mut r10, mut r11, mut r12, mut r13, mut r14, mut r15] =
+        r;
+    macro_rules! stage {
+        ($step:literal, $(($i:ident, $j:ident)),*) => {{
+            // Indices 0..16 pick from the first operand, 16..32 from the second.
+            let lo = _mm512_setr_epi32(
+                idx_lo($step, 0), idx_lo($step, 1), idx_lo($step, 2), idx_lo($step, 3),
+                idx_lo($step, 4), idx_lo($step, 5), idx_lo($step, 6), idx_lo($step, 7),
+                idx_lo($step, 8), idx_lo($step, 9), idx_lo($step, 10), idx_lo($step, 11),
+                idx_lo($step, 12), idx_lo($step, 13), idx_lo($step, 14), idx_lo($step, 15),
+            );
+            let hi = _mm512_setr_epi32(
+                idx_hi($step, 0), idx_hi($step, 1), idx_hi($step, 2), idx_hi($step, 3),
+                idx_hi($step, 4), idx_hi($step, 5), idx_hi($step, 6), idx_hi($step, 7),
+                idx_hi($step, 8), idx_hi($step, 9), idx_hi($step, 10), idx_hi($step, 11),
+                idx_hi($step, 12), idx_hi($step, 13), idx_hi($step, 14), idx_hi($step, 15),
+            );
+            $(
+                let (a, z) = ($i, $j);
+                $i = _mm512_permutex2var_ps(a, lo, z);
+                $j = _mm512_permutex2var_ps(a, hi, z);
+            )*
+        }};
+    }
+    stage!(1, (r0, r1), (r2, r3), (r4, r5), (r6, r7), (r8, r9), (r10, r11), (r12, r13), (r14, r15));
+    stage!(2, (r0, r2), (r1, r3), (r4, r6), (r5, r7), (r8, r10), (r9, r11), (r12, r14), (r13, r15));
+    stage!(4, (r0, r4), (r1, r5), (r2, r6), (r3, r7), (r8, r12), (r9, r13), (r10, r14), (r11, r15));
+    stage!(8, (r0, r8), (r1, r9), (r2, r10), (r3, r11), (r4, r12), (r5, r13), (r6, r14), (r7, r15));
+    [r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15]
+}
+
+/// The permutation index of [`transpose16`]'s stage `step` for lane `c` of the lower row of a
+/// pair: its own column `c` where bit `step` is clear, else the upper row's column `c − step`.
+#[cfg(target_arch = "x86_64")]
+const fn idx_lo(step: usize, c: usize) -> i32 {
+    if c & step == 0 {
+        c as i32
+    } else {
+        (16 + c - step) as i32
+    }
+}
+
+/// As [`idx_lo`] for the upper row of the pair: the lower row's column `c + step` where bit
+/// `step` is clear, else its own column `c`.
+#[cfg(target_arch = "x86_64")]
+const fn idx_hi(step: usize, c: usize) -> i32 {
+    if c & step == 0 {
+        (c + step) as i32
+    } else {
+        (16 + c) as i32
     }
 }
 
@@ -712,6 +879,10 @@ mod tests {
             (13, 8, 14, 14, 16, [1, 1]),
             // More channels than one vector of the channels-last copy holds, the last partial.
             (2, 20, 6, 7, 8, [1, 1]),
+            // Whole blocks of 16 channels in and out (the transposed copies), rows wider than 16
+            // pixels, and blocks followed by a partial one.
+            (3, 32, 5, 19, 48, [1, 1]),
+            (2, 17, 4, 18, 33, [0, 1]),
         ];
         for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
             let x = values(n * c * h * wd, 10 + k as u64);
@@ -742,8 +913,13 @@ mod tests {
     fn the_weight_gradient_matches_the_direct_sum() {
         // dW[co, ci, a, b] = Σ_s Σ_ij gy[s, co, i, j] · x_padded[s, ci, i + a, j + b], for odd and
         // even outputs, paddings 0..2 and batches that split into uneven chunks.
-        let cases =
-            [(1, 8, 6, 6, 8, [1, 1]), (5, 9, 7, 5, 10, [1, 1]), (3, 8, 5, 8, 8, [0, 2]), (13, 8, 14, 14, 16, [1, 1])];
+        let cases = [
+            (1, 8, 6, 6, 8, [1, 1]),
+            (5, 9, 7, 5, 10, [1, 1]),
+            (3, 8, 5, 8, 8, [0, 2]),
+            (13, 8, 14, 14, 16, [1, 1]),
+            (3, 33, 5, 19, 17, [1, 1]),
+        ];
         for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
             let im = Im2colGeometry::new("test", [c, h, wd], [3, 3], [1, 1], pad, [1, 1]).unwrap();
             let cg = ConvGeometry { im, groups: 1, cout };
