@@ -534,6 +534,13 @@ fn zip3<T: Float>(o: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) ->
 #[inline(always)]
 fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
     let c = v.len() / 16;
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::DType::F32 && c.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+        assert!(d.iter().all(|p| p.len() >= c) && v.len() == 16 * c);
+        // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
+        // CPU supports AVX-512F.
+        return unsafe { input_tile_f32_avx512(d.map(|p| p.as_ptr().cast()), v.as_mut_ptr().cast(), c) };
+    }
     // d B: each tile row a through B's columns, into r[4a + j].
     for a in 0..4 {
         let (d0, d1, d2, d3) = (d[4 * a], d[4 * a + 1], d[4 * a + 2], d[4 * a + 3]);
@@ -777,6 +784,13 @@ const fn idx_hi(step: usize, c: usize) -> i32 {
 #[inline(always)]
 fn grad_tile<T: Float>(g: [&[T]; 4], dm: &mut [T], h: &mut [T]) {
     let n = dm.len() / 16;
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::DType::F32 && n.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+        assert!(g.iter().all(|p| p.len() >= n) && dm.len() == 16 * n);
+        // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
+        // CPU supports AVX-512F.
+        return unsafe { grad_tile_f32_avx512(g.map(|p| p.as_ptr().cast()), dm.as_mut_ptr().cast(), n) };
+    }
     // A dY: h[2a + col] for the 4 rows a and the 2 columns.
     for col in 0..2 {
         let (g0, g1) = (g[col], g[2 + col]);
@@ -805,6 +819,15 @@ fn grad_tile<T: Float>(g: [&[T]; 4], dm: &mut [T], h: &mut [T]) {
 #[inline(always)]
 fn output_tile<T: Float>(m: &[T], bias: &[T], o: [&mut [T]; 4], s: &mut [T]) {
     let cout = m.len() / 16;
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == crate::DType::F32 && cout.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+        assert!(bias.len() >= cout && o.iter().all(|p| p.len() >= cout) && m.len() == 16 * cout);
+        // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
+        // CPU supports AVX-512F.
+        return unsafe {
+            output_tile_f32_avx512(m.as_ptr().cast(), bias.as_ptr().cast(), o.map(|p| p.as_mut_ptr().cast()), cout)
+        };
+    }
     let row = |q: usize| &m[q * cout..][..cout];
     // Aᵀ M: two rows, per column j: s[j] and s[4 + j].
     for j in 0..4 {
@@ -823,6 +846,165 @@ fn output_tile<T: Float>(m: &[T], bias: &[T], o: [&mut [T]; 4], s: &mut [T]) {
         zip3(right, q(1), q(2), q(3), |a, b, c| a - b - c);
         for (l, &b) in right.iter_mut().zip(bias) {
             *l += b;
+        }
+    }
+}
+
+/// [`input_tile`] for f32 on AVX-512, `c` a multiple of 16: per block of 16 channels, the
+/// tile's 16 pixels loaded once, both passes in registers, the 16 results stored once (the
+/// generic version goes through a scratch buffer, one short loop per row).
+///
+/// # Safety
+/// Each `d[q]` reaches `c` values, `v` reaches `16 c`; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_tile_f32_avx512(d: [*const f32; 16], v: *mut f32, c: usize) {
+    use std::arch::x86_64::*;
+    for c0 in (0..c).step_by(16) {
+        // SAFETY: c0 + 16 <= c, inside every d[q] and every row of v.
+        unsafe {
+            let x0 = _mm512_loadu_ps(d[0].add(c0));
+            let x1 = _mm512_loadu_ps(d[1].add(c0));
+            let x2 = _mm512_loadu_ps(d[2].add(c0));
+            let x3 = _mm512_loadu_ps(d[3].add(c0));
+            let x4 = _mm512_loadu_ps(d[4].add(c0));
+            let x5 = _mm512_loadu_ps(d[5].add(c0));
+            let x6 = _mm512_loadu_ps(d[6].add(c0));
+            let x7 = _mm512_loadu_ps(d[7].add(c0));
+            let x8 = _mm512_loadu_ps(d[8].add(c0));
+            let x9 = _mm512_loadu_ps(d[9].add(c0));
+            let x10 = _mm512_loadu_ps(d[10].add(c0));
+            let x11 = _mm512_loadu_ps(d[11].add(c0));
+            let x12 = _mm512_loadu_ps(d[12].add(c0));
+            let x13 = _mm512_loadu_ps(d[13].add(c0));
+            let x14 = _mm512_loadu_ps(d[14].add(c0));
+            let x15 = _mm512_loadu_ps(d[15].add(c0));
+            let r0 = _mm512_sub_ps(x0, x2);
+            let r1 = _mm512_add_ps(x1, x2);
+            let r2 = _mm512_sub_ps(x2, x1);
+            let r3 = _mm512_sub_ps(x1, x3);
+            let r4 = _mm512_sub_ps(x4, x6);
+            let r5 = _mm512_add_ps(x5, x6);
+            let r6 = _mm512_sub_ps(x6, x5);
+            let r7 = _mm512_sub_ps(x5, x7);
+            let r8 = _mm512_sub_ps(x8, x10);
+            let r9 = _mm512_add_ps(x9, x10);
+            let r10 = _mm512_sub_ps(x10, x9);
+            let r11 = _mm512_sub_ps(x9, x11);
+            let r12 = _mm512_sub_ps(x12, x14);
+            let r13 = _mm512_add_ps(x13, x14);
+            let r14 = _mm512_sub_ps(x14, x13);
+            let r15 = _mm512_sub_ps(x13, x15);
+            _mm512_storeu_ps(v.add(c0), _mm512_sub_ps(r0, r8));
+            _mm512_storeu_ps(v.add(4 * c + c0), _mm512_add_ps(r4, r8));
+            _mm512_storeu_ps(v.add(8 * c + c0), _mm512_sub_ps(r8, r4));
+            _mm512_storeu_ps(v.add(12 * c + c0), _mm512_sub_ps(r4, r12));
+            _mm512_storeu_ps(v.add(c + c0), _mm512_sub_ps(r1, r9));
+            _mm512_storeu_ps(v.add(5 * c + c0), _mm512_add_ps(r5, r9));
+            _mm512_storeu_ps(v.add(9 * c + c0), _mm512_sub_ps(r9, r5));
+            _mm512_storeu_ps(v.add(13 * c + c0), _mm512_sub_ps(r5, r13));
+            _mm512_storeu_ps(v.add(2 * c + c0), _mm512_sub_ps(r2, r10));
+            _mm512_storeu_ps(v.add(6 * c + c0), _mm512_add_ps(r6, r10));
+            _mm512_storeu_ps(v.add(10 * c + c0), _mm512_sub_ps(r10, r6));
+            _mm512_storeu_ps(v.add(14 * c + c0), _mm512_sub_ps(r6, r14));
+            _mm512_storeu_ps(v.add(3 * c + c0), _mm512_sub_ps(r3, r11));
+            _mm512_storeu_ps(v.add(7 * c + c0), _mm512_add_ps(r7, r11));
+            _mm512_storeu_ps(v.add(11 * c + c0), _mm512_sub_ps(r11, r7));
+            _mm512_storeu_ps(v.add(15 * c + c0), _mm512_sub_ps(r7, r15));
+        }
+    }
+}
+
+/// [`grad_tile`] for f32 on AVX-512, `n` a multiple of 16, as [`input_tile_f32_avx512`].
+///
+/// # Safety
+/// Each `g[q]` reaches `n` values, `dm` reaches `16 n`; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_tile_f32_avx512(g: [*const f32; 4], dm: *mut f32, n: usize) {
+    use std::arch::x86_64::*;
+    for c0 in (0..n).step_by(16) {
+        // SAFETY: c0 + 16 <= n, inside every g[q] and every row of dm.
+        unsafe {
+            // −x as a flip of the sign bit (exactly the generic version's negation).
+            let neg =
+                |x: __m512| _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN)));
+            let y0 = _mm512_loadu_ps(g[0].add(c0));
+            let y1 = _mm512_loadu_ps(g[1].add(c0));
+            let y2 = _mm512_loadu_ps(g[2].add(c0));
+            let y3 = _mm512_loadu_ps(g[3].add(c0));
+            let h0 = y0;
+            let h2 = _mm512_add_ps(y0, y2);
+            let h4 = _mm512_sub_ps(y0, y2);
+            let h6 = neg(y2);
+            let h1 = y1;
+            let h3 = _mm512_add_ps(y1, y3);
+            let h5 = _mm512_sub_ps(y1, y3);
+            let h7 = neg(y3);
+            _mm512_storeu_ps(dm.add(c0), h0);
+            _mm512_storeu_ps(dm.add(n + c0), _mm512_add_ps(h0, h1));
+            _mm512_storeu_ps(dm.add(2 * n + c0), _mm512_sub_ps(h0, h1));
+            _mm512_storeu_ps(dm.add(3 * n + c0), neg(h1));
+            _mm512_storeu_ps(dm.add(4 * n + c0), h2);
+            _mm512_storeu_ps(dm.add(5 * n + c0), _mm512_add_ps(h2, h3));
+            _mm512_storeu_ps(dm.add(6 * n + c0), _mm512_sub_ps(h2, h3));
+            _mm512_storeu_ps(dm.add(7 * n + c0), neg(h3));
+            _mm512_storeu_ps(dm.add(8 * n + c0), h4);
+            _mm512_storeu_ps(dm.add(9 * n + c0), _mm512_add_ps(h4, h5));
+            _mm512_storeu_ps(dm.add(10 * n + c0), _mm512_sub_ps(h4, h5));
+            _mm512_storeu_ps(dm.add(11 * n + c0), neg(h5));
+            _mm512_storeu_ps(dm.add(12 * n + c0), h6);
+            _mm512_storeu_ps(dm.add(13 * n + c0), _mm512_add_ps(h6, h7));
+            _mm512_storeu_ps(dm.add(14 * n + c0), _mm512_sub_ps(h6, h7));
+            _mm512_storeu_ps(dm.add(15 * n + c0), neg(h7));
+        }
+    }
+}
+
+/// [`output_tile`] for f32 on AVX-512, `cout` a multiple of 16, as [`input_tile_f32_avx512`].
+///
+/// # Safety
+/// `m` reaches `16 cout` values, `bias` and each `o[q]` `cout`; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn output_tile_f32_avx512(m: *const f32, bias: *const f32, o: [*mut f32; 4], cout: usize) {
+    use std::arch::x86_64::*;
+    for c0 in (0..cout).step_by(16) {
+        // SAFETY: c0 + 16 <= cout, inside every row of m, bias and every o[q].
+        unsafe {
+            let b = _mm512_loadu_ps(bias.add(c0));
+            let m0 = _mm512_loadu_ps(m.add(c0));
+            let m1 = _mm512_loadu_ps(m.add(cout + c0));
+            let m2 = _mm512_loadu_ps(m.add(2 * cout + c0));
+            let m3 = _mm512_loadu_ps(m.add(3 * cout + c0));
+            let m4 = _mm512_loadu_ps(m.add(4 * cout + c0));
+            let m5 = _mm512_loadu_ps(m.add(5 * cout + c0));
+            let m6 = _mm512_loadu_ps(m.add(6 * cout + c0));
+            let m7 = _mm512_loadu_ps(m.add(7 * cout + c0));
+            let m8 = _mm512_loadu_ps(m.add(8 * cout + c0));
+            let m9 = _mm512_loadu_ps(m.add(9 * cout + c0));
+            let m10 = _mm512_loadu_ps(m.add(10 * cout + c0));
+            let m11 = _mm512_loadu_ps(m.add(11 * cout + c0));
+            let m12 = _mm512_loadu_ps(m.add(12 * cout + c0));
+            let m13 = _mm512_loadu_ps(m.add(13 * cout + c0));
+            let m14 = _mm512_loadu_ps(m.add(14 * cout + c0));
+            let m15 = _mm512_loadu_ps(m.add(15 * cout + c0));
+            let s0 = _mm512_add_ps(_mm512_add_ps(m0, m4), m8);
+            let s4 = _mm512_sub_ps(_mm512_sub_ps(m4, m8), m12);
+            let s1 = _mm512_add_ps(_mm512_add_ps(m1, m5), m9);
+            let s5 = _mm512_sub_ps(_mm512_sub_ps(m5, m9), m13);
+            let s2 = _mm512_add_ps(_mm512_add_ps(m2, m6), m10);
+            let s6 = _mm512_sub_ps(_mm512_sub_ps(m6, m10), m14);
+            let s3 = _mm512_add_ps(_mm512_add_ps(m3, m7), m11);
+            let s7 = _mm512_sub_ps(_mm512_sub_ps(m7, m11), m15);
+            let left = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), s2), b);
+            let right = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1, s2), s3), b);
+            _mm512_storeu_ps(o[0].add(c0), left);
+            _mm512_storeu_ps(o[1].add(c0), right);
+            let left = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s4, s5), s6), b);
+            let right = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s5, s6), s7), b);
+            _mm512_storeu_ps(o[2].add(c0), left);
+            _mm512_storeu_ps(o[3].add(c0), right);
         }
     }
 }
@@ -919,6 +1101,7 @@ mod tests {
             (3, 8, 5, 8, 8, [0, 2]),
             (13, 8, 14, 14, 16, [1, 1]),
             (3, 33, 5, 19, 17, [1, 1]),
+            (2, 16, 6, 9, 32, [1, 1]),
         ];
         for (k, (n, c, h, wd, cout, pad)) in cases.into_iter().enumerate() {
             let im = Im2colGeometry::new("test", [c, h, wd], [3, 3], [1, 1], pad, [1, 1]).unwrap();
