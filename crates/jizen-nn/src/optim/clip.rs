@@ -1,7 +1,7 @@
 //! Gradient clipping, as in `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`: both rewrite
 //! the accumulated gradients of the parameters, between `backward` and the optimizer's `step`.
 
-use jizen_tensor::{Element, Float, Result, Tensor};
+use jizen_tensor::{Float, Result, Tensor};
 
 /// Scales the gradients of `params` so that their global L2 norm (over all of them, as if they
 /// were one vector) is at most `max_norm`, and returns the norm before clipping. As in PyTorch,
