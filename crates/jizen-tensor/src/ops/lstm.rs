@@ -41,8 +41,9 @@ use crate::error::{dtype_err, shape_err, Result};
 use crate::op::Op;
 use crate::ops::conv_tiled::gemm;
 use crate::parallel::{num_threads, pool};
-use crate::storage::{zeroed, StorageElement};
+use crate::storage::{assume_init, uninit, zeroed, StorageElement};
 use crate::Tensor;
+use std::mem::MaybeUninit;
 
 /// Steps whose product has fewer multiply-adds than this run it on one thread.
 const PAR_FLOPS: usize = 1 << 18;
@@ -93,8 +94,9 @@ fn in_pool<R: Send>(par: gemm::Parallelism, f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// `dst [cols, rows]` = `src [rows, cols]` transposed, in 16 × 16 tiles (both sides stay in
-/// cache; the inner loop writes a contiguous run of `dst`).
-fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+/// cache; the inner loop writes a contiguous run of `dst`). Writes every one of `dst`'s first
+/// `rows · cols` slots.
+fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [MaybeUninit<T>]) {
     const B: usize = 16;
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
     for c0 in (0..cols).step_by(B) {
@@ -105,17 +107,19 @@ fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
                 let out = &mut dst[c * rows + r0..c * rows + r1];
                 for (k, o) in out.iter_mut().enumerate() {
                     // SAFETY: r0 + k < rows and c < cols, so the index is below rows·cols.
-                    *o = unsafe { *src.get_unchecked((r0 + k) * cols + c) };
+                    o.write(unsafe { *src.get_unchecked((r0 + k) * cols + c) });
                 }
             }
         }
     }
 }
 
+/// `src [rows, cols]` transposed into a new buffer (written once, not filled first).
 fn transposed<T: Float + StorageElement>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = zeroed::<T>(rows * cols);
+    let mut out = uninit::<T>(rows * cols);
     transpose_into(src, rows, cols, &mut out);
-    out
+    // SAFETY: transpose_into wrote all rows · cols slots.
+    unsafe { assume_init(out) }
 }
 
 // The kernels keep every per-step quantity feature-major: a logical `[T, N, F]` is stored as
@@ -318,11 +322,12 @@ fn forward_kernel<T: Float + StorageElement>(
             }
         }
     });
-    let mut out = zeroed::<T>(2 * hs * tn);
+    let mut out = uninit::<T>(2 * hs * tn);
     let (oh, oc) = out.split_at_mut(hs * tn);
     transpose_into(&h, hs, tn, oh);
     transpose_into(&c, hs, tn, oc);
-    (out, gates)
+    // SAFETY: the two transposes wrote both halves, every slot.
+    (unsafe { assume_init(out) }, gates)
 }
 
 /// Gradients from the output's gradient `g` `[2, T, N, H]`, the output and the activated gates:
@@ -339,8 +344,9 @@ fn backward_kernel<T: Float + StorageElement>(
     want_w: bool,
 ) -> (Vec<T>, Option<Vec<T>>, Vec<T>, Vec<T>) {
     let (n, hs, g4, tn) = (d.n, d.h, d.g4(), d.tn());
-    let [h, c, gh, gc] =
-        [&out[..hs * tn], &out[hs * tn..], &g[..hs * tn], &g[hs * tn..]].map(|x| transposed(x, tn, hs));
+    // The steps' h [T·N, H] stays as the output holds it (W_hh's gradient reads it row-major).
+    let h = &out[..hs * tn];
+    let [c, gh, gc] = [&out[hs * tn..], &g[..hs * tn], &g[hs * tn..]].map(|x| transposed(x, tn, hs));
     let c0t = c0.map(|c| transposed(c, n, hs));
     let mut da = zeroed::<T>(g4 * tn); // [4H, T·N]
     let mut dh_carry = zeroed::<T>(hs * n); // [H, N]
@@ -386,15 +392,15 @@ fn backward_kernel<T: Float + StorageElement>(
         in_pool(par, || {
             if k > 0 {
                 // Σ_{t ≥ 1} da_tᵀ h_{t−1}: columns N.. of da [4H, T·N] against columns ..(T−1)·N of
-                // h [H, T·N], one product with inner dimension (T−1)·N.
-                // SAFETY: da[:, N..] as [4H, k] (T·N, 1); hᵀ[..k, :] as [k, H] (1, T·N).
+                // the steps' h [T·N, H], one product with inner dimension (T−1)·N.
+                // SAFETY: da[:, N..] as [4H, k] (T·N, 1); h[..k, :] as [k, H] (H, 1).
                 unsafe {
                     gemm(
                         [g4, hs, k],
                         (dw.as_mut_ptr(), hs, 1),
                         false,
                         (da[n..].as_ptr(), tn, 1),
-                        (h.as_ptr(), 1, tn),
+                        (h.as_ptr(), hs, 1),
                         par,
                     )
                 }
