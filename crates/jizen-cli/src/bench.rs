@@ -62,15 +62,28 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-/// Times `step` after `warmup` untimed calls; milliseconds per call.
-fn time_steps(warmup: usize, timed: usize, mut step: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+/// Runs one step on jizen's pool, as the trainer does (`parallel::on_pool`).
+fn on_pool(step: &mut (impl FnMut() -> Result<()> + Send)) -> Result<()> {
+    Ok(jizen_tensor::parallel::on_pool(|| step().map_err(|e| e.to_string()))?)
+}
+
+/// Times `step` after `warmup` untimed calls; milliseconds per call. Training steps run on
+/// jizen's pool as the trainer runs them (`pool`); inference and the product on the caller's
+/// thread, as an application would call them.
+fn time_steps(
+    warmup: usize,
+    timed: usize,
+    pool: bool,
+    mut step: impl FnMut() -> Result<()> + Send,
+) -> Result<Vec<f64>> {
+    let mut run = || if pool { on_pool(&mut step) } else { step() };
     for _ in 0..warmup {
-        step()?;
+        run()?;
     }
     let mut out = Vec::with_capacity(timed);
     for _ in 0..timed {
         let t = Instant::now();
-        step()?;
+        run()?;
         out.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(out)
@@ -119,7 +132,7 @@ fn epoch(model: &Model, opt: &mut dyn Optimizer, data: Arc<dyn Dataset>, batch: 
     let t = Instant::now();
     for b in loader.epoch(0, 0) {
         let (x, y) = b?;
-        train_step(model, opt, &x, &y)?;
+        on_pool(&mut || train_step(model, opt, &x, &y))?;
     }
     Ok(t.elapsed().as_secs_f64() * 1e3)
 }
@@ -142,13 +155,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let model = mlp_model()?;
             let mut opt = sgd(&model);
             let (x, y) = (Tensor::randn(&[128, 784], DType::F32, &mut rng), labels(128, &mut rng)?);
-            ("mlp", "ms/step", time_steps(warmup, timed, || train_step(&model, &mut opt, &x, &y))?)
+            ("mlp", "ms/step", time_steps(warmup, timed, true, || train_step(&model, &mut opt, &x, &y))?)
         }
         Workload::Cnn => {
             let model = cnn_model()?;
             let mut opt = adam(&model);
             let (x, y) = (Tensor::randn(&[64, 1, 28, 28], DType::F32, &mut rng), labels(64, &mut rng)?);
-            ("cnn", "ms/step", time_steps(warmup, timed, || train_step(&model, &mut opt, &x, &y))?)
+            ("cnn", "ms/step", time_steps(warmup, timed, true, || train_step(&model, &mut opt, &x, &y))?)
         }
         Workload::Lstm => {
             use jizen_train::lm::{LanguageModel, LmConfig};
@@ -175,7 +188,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 opt.step()?;
                 Ok(())
             };
-            ("lstm", "ms/step", time_steps(warmup, timed, step)?)
+            ("lstm", "ms/step", time_steps(warmup, timed, true, step)?)
         }
         Workload::Infer => {
             let model = mlp_model()?;
@@ -183,7 +196,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let x = Tensor::randn(&[1, 784], DType::F32, &mut rng);
             // Each sample is the mean of 100 calls: one call is too short to time alone.
             let calls = 100;
-            let ms = time_steps(warmup, timed, || {
+            let ms = time_steps(warmup, timed, false, || {
                 for _ in 0..calls {
                     no_grad(|| model.forward(&x))?;
                 }
@@ -196,7 +209,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 Tensor::randn(&[1024, 1024], DType::F32, &mut rng),
                 Tensor::randn(&[1024, 1024], DType::F32, &mut rng),
             );
-            let ms = time_steps(warmup, timed, || {
+            let ms = time_steps(warmup, timed, false, || {
                 a_.matmul(&b_)?;
                 Ok(())
             })?;

@@ -54,6 +54,13 @@ impl Drop for GradModeGuard {
     }
 }
 
+/// Runs `f` with history recording on or off (for work moved to another thread, whose own
+/// setting would otherwise apply).
+pub(crate) fn with_grad_mode<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let _g = GradModeGuard::set(on);
+    f()
+}
+
 /// Runs `f` without recording history.
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     let _g = NoGradGuard::new();

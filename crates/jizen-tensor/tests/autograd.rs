@@ -272,3 +272,19 @@ fn relu_and_max_pool_gradients_are_the_same_recorded_or_not() {
         assert_eq!(p.to_vec::<f64>().unwrap(), r.to_vec::<f64>().unwrap());
     }
 }
+
+/// Work moved onto the pool keeps the caller's history-recording setting, and its graph is
+/// usable back on the calling thread.
+#[test]
+fn on_pool_keeps_the_callers_grad_mode() {
+    use jizen_tensor::{is_grad_enabled, no_grad, parallel::on_pool};
+    assert!(on_pool(is_grad_enabled));
+    assert!(!no_grad(|| on_pool(is_grad_enabled)));
+    assert!(is_grad_enabled(), "the caller's setting is back after on_pool");
+    let x = t64(&[1.0, 2.0, 3.0], &[3]).requires_grad_(true);
+    let y = on_pool(|| x.mul(&x).unwrap().sum_all().unwrap());
+    y.backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f64>().unwrap(), [2.0, 4.0, 6.0]);
+    let z = no_grad(|| on_pool(|| x.mul(&x).unwrap()));
+    assert!(!z.requires_grad(), "nothing recorded under no_grad, even on the pool");
+}

@@ -76,6 +76,11 @@ pub fn accuracy(model: &dyn Module, x: &Tensor, y: &Tensor) -> Result<f64> {
 
 /// One optimisation step on a batch; returns the loss.
 fn train_step(model: &dyn Module, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Result<f64> {
+    jizen_tensor::parallel::on_pool(|| train_step_here(model, opt, x, y))
+}
+
+/// [`train_step`] on the calling thread.
+fn train_step_here(model: &dyn Module, opt: &mut Adam, x: &Tensor, y: &Tensor) -> Result<f64> {
     opt.zero_grad();
     let loss = cross_entropy(&model.forward(x)?, y, CrossEntropyOptions::default())?;
     loss.backward_free_graph()?;

@@ -276,23 +276,31 @@ pub fn train(
         for window in train.iter() {
             let (x, y) = window?;
             let n = y.numel();
-            opt.zero_grad();
-            // Truncated BPTT: the state carries over, its history does not.
-            let (logits, next) = model.forward_window(&x, state.as_ref().map(|s| s.detach()).as_ref())?;
-            let y = y.transpose(0, 1)?.contiguous()?.reshape(&[n])?;
-            let loss = cross_entropy(&logits, &y, Default::default())?;
-            let value = loss.item()?;
-            if !value.is_finite() {
+            // The step's compute on jizen's pool (`parallel::on_pool`); a non-finite loss stops it
+            // before the backward pass.
+            let (value, norm, next) = jizen_tensor::parallel::on_pool(|| -> Result<_> {
+                opt.zero_grad();
+                // Truncated BPTT: the state carries over, its history does not.
+                let (logits, next) = model.forward_window(&x, state.as_ref().map(|s| s.detach()).as_ref())?;
+                let y = y.transpose(0, 1)?.contiguous()?.reshape(&[n])?;
+                let loss = cross_entropy(&logits, &y, Default::default())?;
+                let value = loss.item()?;
+                if !value.is_finite() {
+                    return Ok((value, 0.0, None));
+                }
+                // Zaremba et al. sum the per-step losses over the window (each a mean over the
+                // batch); their learning rate and clipping threshold are meant for that scale.
+                let t = x.shape()[1] as f64;
+                loss.mul_scalar(t)?.backward_free_graph()?;
+                let norm = clip_grad_norm(&params, cfg.clip)?;
+                opt.step()?;
+                Ok((value, norm, Some(next)))
+            })?;
+            let Some(next) = next else {
                 return Err(Error::Msg(format!(
                     "the loss became {value} at window {windows} of epoch {epoch}; lower the learning rate or the clip"
                 )));
-            }
-            // Zaremba et al. sum the per-step losses over the window (each a mean over the batch);
-            // their learning rate and clipping threshold are meant for that gradient scale.
-            let t = x.shape()[1] as f64;
-            loss.mul_scalar(t)?.backward_free_graph()?;
-            let norm = clip_grad_norm(&params, cfg.clip)?;
-            opt.step()?;
+            };
             state = Some(next);
             step += 1;
             windows += 1;

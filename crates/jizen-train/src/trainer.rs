@@ -189,16 +189,24 @@ impl Trainer {
                 }
                 plan.set_lrs(opt.as_mut(), at.step, schedule.as_deref())?;
                 let (x, y) = batch?;
-                opt.zero_grad();
-                let (loss, hits) = objective_loss(model, &c, &x, &y, at.step)?;
-                let loss_value = loss.item()?;
-                if !loss_value.is_finite() {
+                // The step's compute on jizen's pool (`parallel::on_pool`): a non-finite loss stops
+                // it before the backward pass and comes back as `None`.
+                let (loss_value, hits, norm) = jizen_tensor::parallel::on_pool(|| -> Result<_> {
+                    opt.zero_grad();
+                    let (loss, hits) = objective_loss(model, &c, &x, &y, at.step)?;
+                    let loss_value = loss.item()?;
+                    if !loss_value.is_finite() {
+                        return Ok((loss_value, hits, None));
+                    }
+                    loss.backward_free_graph()?;
+                    let norm = clip_grad_norm(&params, c.clip_grad_norm.unwrap_or(f64::INFINITY))?;
+                    opt.step()?;
+                    Ok((loss_value, hits, Some(norm)))
+                })?;
+                let Some(norm) = norm else {
                     return Err(self.non_finite(loss_value, at.step, at.epoch, last_finite));
-                }
+                };
                 last_finite = Some((loss_value, at.step));
-                loss.backward_free_graph()?;
-                let norm = clip_grad_norm(&params, c.clip_grad_norm.unwrap_or(f64::INFINITY))?;
-                opt.step()?;
                 window.add(loss_value, norm, hits, y.shape()[0] as u64);
                 at.step += 1;
                 at.batch_in_epoch += 1;

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use jizen_tensor::{DType, Error, Float, Result, Tensor};
 
 /// A rule that updates parameters from their gradients.
-pub trait Optimizer {
+pub trait Optimizer: Send {
     /// Applies one update to every parameter that has a gradient.
     fn step(&mut self) -> Result<()>;
 
