@@ -216,7 +216,7 @@ fn conv3x3<T: Float>(
     };
     if threads > 1 && chunks >= threads {
         // A contiguous run of chunks per thread, so that each allocates its buffers once (rayon's
-        // `for_each_init` made a set per stolen job, each zero-filled: several per call).
+        // `for_each_init` may make, and zero-fill, a set for each job it splits off).
         let bounds: Vec<usize> = (0..=threads).map(|t| t * chunks / threads).collect();
         let mut parts = Vec::with_capacity(threads);
         let mut rest = &mut out[..];
@@ -490,7 +490,7 @@ impl Tiling {
             // read strided from `yt`, which stays in the core's cache.
             let y = &mut out[s * cout * oh * ow..][..cout * oh * ow];
             #[cfg(target_arch = "x86_64")]
-            if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") {
+            if f32_avx512::<T>() {
                 assert!(yt.len() >= ((oh - 1) * w2 + ow) * cout, "to_planes: buffer sizes out of range");
                 // SAFETY: T is f32 (checked by its dtype), so both buffers hold f32; `y` is
                 // [Cout, oh, ow] and `yt` reaches every pixel read (checked just above); the CPU
@@ -535,7 +535,7 @@ fn zip3<T: Float>(o: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) ->
 fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
     let c = v.len() / 16;
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::DType::F32 && c.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+    if c.is_multiple_of(16) && f32_avx512::<T>() {
         assert!(d.iter().all(|p| p.len() >= c) && v.len() == 16 * c);
         // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
         // CPU supports AVX-512F.
@@ -571,7 +571,7 @@ fn input_tile<T: Float>(d: [&[T]; 16], v: &mut [T], r: &mut [T]) {
 #[inline(always)]
 fn to_channels_last<T: Float>(xs: &[T], [c, h, wd]: [usize; 3], img: &mut [T], pcol: usize, pad: [usize; 2]) {
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") && h > 0 && wd > 0 {
+    if f32_avx512::<T>() && h > 0 && wd > 0 {
         let need = ((h - 1 + pad[0]) * pcol + wd - 1 + pad[1] + 1) * c;
         assert!(
             xs.len() >= c * h * wd && img.len() >= need && h * wd * 16 < i32::MAX as usize,
@@ -599,6 +599,14 @@ fn to_channels_last<T: Float>(xs: &[T], [c, h, wd]: [usize; 3], img: &mut [T], p
             }
         }
     }
+}
+
+/// Whether the f32 AVX-512 versions of the copies and transforms apply: `T` is f32 and the CPU
+/// has AVX-512F (one place for the test the five call sites share).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn f32_avx512<T: Float>() -> bool {
+    T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f")
 }
 
 /// Sixteen values of `f(k)`, `k = 0 … 15`, written out (no loop, so an array of vectors built
@@ -785,7 +793,7 @@ const fn idx_hi(step: usize, c: usize) -> i32 {
 fn grad_tile<T: Float>(g: [&[T]; 4], dm: &mut [T], h: &mut [T]) {
     let n = dm.len() / 16;
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::DType::F32 && n.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+    if n.is_multiple_of(16) && f32_avx512::<T>() {
         assert!(g.iter().all(|p| p.len() >= n) && dm.len() == 16 * n);
         // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
         // CPU supports AVX-512F.
@@ -820,7 +828,7 @@ fn grad_tile<T: Float>(g: [&[T]; 4], dm: &mut [T], h: &mut [T]) {
 fn output_tile<T: Float>(m: &[T], bias: &[T], o: [&mut [T]; 4], s: &mut [T]) {
     let cout = m.len() / 16;
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::DType::F32 && cout.is_multiple_of(16) && std::is_x86_feature_detected!("avx512f") {
+    if cout.is_multiple_of(16) && f32_avx512::<T>() {
         assert!(bias.len() >= cout && o.iter().all(|p| p.len() >= cout) && m.len() == 16 * cout);
         // SAFETY: T is f32 (checked by its dtype), the extents are checked just above, and the
         // CPU supports AVX-512F.
