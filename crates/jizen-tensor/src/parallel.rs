@@ -105,7 +105,8 @@ pub fn par_sum<T: Sync>(read: &[T], f: impl Fn(&[T]) -> f64 + Sync + Send) -> f6
 /// workers, still awake from the previous operation. Started from the calling thread instead,
 /// every operation is handed to the pool whole while the caller sleeps until it is done: two
 /// thread wake-ups per operation, which on this project's 2-core machine put about 17% of an
-/// `mlp` step's `perf` samples in the kernel's scheduling and wake-up path. Within the pool already, `f` runs in place.
+/// `mlp` step's `perf` samples in the kernel's scheduling and wake-up path. Within the pool
+/// already, `f` runs in place.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let grad = crate::is_grad_enabled();
     pool().install(move || crate::autograd::with_grad_mode(grad, f))
