@@ -15,6 +15,10 @@ mod probe;
 mod train;
 mod transfer;
 
+/// Tensor buffers start on a cache line (see `jizen_tensor::alloc`).
+#[global_allocator]
+static ALLOC: jizen_tensor::AlignedAlloc = jizen_tensor::AlignedAlloc;
+
 #[derive(Parser)]
 #[command(name = "jizen", version, about = "A deep-learning engine in Rust: pre-train once, fine-tune ahead")]
 struct Cli {
@@ -153,6 +157,7 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         use clap::CommandFactory;
+
         super::Cli::command().debug_assert();
     }
 }

@@ -16,6 +16,10 @@ use std::time::Instant;
 use jizen_nn::{Lstm, LstmState, Module, RnnConfig};
 use jizen_tensor::{num_threads, DType, Rng, Tensor};
 
+/// Tensor buffers start on a cache line (see `jizen_tensor::alloc`).
+#[global_allocator]
+static ALLOC: jizen_tensor::AlignedAlloc = jizen_tensor::AlignedAlloc;
+
 const T: usize = 35;
 const N: usize = 20;
 const H: usize = 200;

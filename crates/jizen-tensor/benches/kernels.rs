@@ -29,6 +29,10 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jizen_tensor::{cross_entropy, grad, ConvOptions, CrossEntropyOptions, DType, Rng, Tensor};
 
+/// Tensor buffers start on a cache line (see `jizen_tensor::alloc`).
+#[global_allocator]
+static ALLOC: jizen_tensor::AlignedAlloc = jizen_tensor::AlignedAlloc;
+
 /// Standard-normal f32 tensor, optionally a variable.
 fn randn(shape: &[usize], rng: &mut Rng, variable: bool) -> Tensor {
     Tensor::randn(shape, DType::F32, rng).requires_grad_(variable)

@@ -11,6 +11,10 @@ use std::time::Instant;
 
 use jizen_tensor::{cross_entropy, grad, ConvOptions, DType, Rng, Tensor};
 
+/// Tensor buffers start on a cache line (see `jizen_tensor::alloc`).
+#[global_allocator]
+static ALLOC: jizen_tensor::AlignedAlloc = jizen_tensor::AlignedAlloc;
+
 /// Median milliseconds of `reps` runs of `f` (after two warm-up runs).
 fn time(reps: usize, mut f: impl FnMut()) -> f64 {
     f();

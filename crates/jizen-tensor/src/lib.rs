@@ -16,6 +16,7 @@
 //! # Ok::<(), jizen_tensor::Error>(())
 //! ```
 
+pub mod alloc;
 pub mod autograd;
 mod display;
 pub mod dtype;
@@ -33,6 +34,11 @@ pub mod safetensors;
 pub mod storage;
 mod tensor;
 
+pub use alloc::AlignedAlloc;
+// The engine's own tests run on the allocator its programs use.
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: AlignedAlloc = AlignedAlloc;
 pub use autograd::{grad, graph_memory, is_grad_enabled, no_grad, Gradients, GraphMemory, NoGradGuard};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
