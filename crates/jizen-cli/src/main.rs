@@ -126,6 +126,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // As jizen's pool threads do, so that work on this thread agrees with theirs.
+    jizen_tensor::parallel::flush_subnormals_here();
     let cli = Cli::parse();
     let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Demo { out, seeds, quick } => demo::run(&out, seeds, quick),
