@@ -83,6 +83,23 @@ unsafe fn base_of(p: *mut u8) -> *mut u8 {
     unsafe { p.cast::<usize>().sub(1).read() as *mut u8 }
 }
 
+/// A block for `layout` from `get` (the system's `alloc` or `alloc_zeroed`): the layout as it is,
+/// or, when it is lined, the outer block handed out past its header; null when `get` fails.
+#[inline]
+fn take(layout: Layout, get: impl FnOnce(Layout) -> *mut u8) -> *mut u8 {
+    if !lined(layout) {
+        return get(layout);
+    }
+    let Some(o) = outer(layout.size()) else { return std::ptr::null_mut() };
+    let base = get(o);
+    if base.is_null() {
+        return base;
+    }
+    // SAFETY: a non-null block of the outer layout: `LINE` bytes more than the caller's size, at
+    // `BASE_ALIGN`.
+    unsafe { hand_out(base) }
+}
+
 // SAFETY: small layouts and layouts asking for more than 16-byte alignment go to `System`
 // unchanged. A lined block is `System`'s block of `size + LINE` bytes at 16-byte alignment, handed
 // out at its first line boundary past the header, so `size` bytes fit after it, aligned to 64
@@ -92,39 +109,15 @@ unsafe fn base_of(p: *mut u8) -> *mut u8 {
 unsafe impl GlobalAlloc for AlignedAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match lined(layout).then(|| outer(layout.size())).flatten() {
-            // SAFETY: the outer layout has a non-zero size; a non-null block of it suits
-            // `hand_out`.
-            Some(o) => unsafe {
-                let base = System.alloc(o);
-                if base.is_null() {
-                    base
-                } else {
-                    hand_out(base)
-                }
-            },
-            None if lined(layout) => std::ptr::null_mut(),
-            // SAFETY: the caller's layout, as the caller made it.
-            None => unsafe { System.alloc(layout) },
-        }
+        // SAFETY: `System.alloc` gets the caller's layout or the outer one, both valid and of
+        // non-zero size.
+        take(layout, |l| unsafe { System.alloc(l) })
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match lined(layout).then(|| outer(layout.size())).flatten() {
-            // SAFETY: as for `alloc`; the whole block is zeroed, the header written after.
-            Some(o) => unsafe {
-                let base = System.alloc_zeroed(o);
-                if base.is_null() {
-                    base
-                } else {
-                    hand_out(base)
-                }
-            },
-            None if lined(layout) => std::ptr::null_mut(),
-            // SAFETY: the caller's layout, as the caller made it.
-            None => unsafe { System.alloc_zeroed(layout) },
-        }
+        // SAFETY: as for `alloc`; a lined block is zeroed whole, its header written after.
+        take(layout, |l| unsafe { System.alloc_zeroed(l) })
     }
 
     #[inline]
