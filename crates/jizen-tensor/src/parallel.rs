@@ -38,10 +38,11 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
 /// it on its main thread so that work done there agrees with work done on the pool.
 ///
 /// An x86 core takes a slow microcode path for every operation with a subnormal input or
-/// result. Training makes them: Adam's first moment decays by 0.9 a step wherever a gradient
-/// stays zero, and reaches the subnormal range in about 800 steps. Measured on this project's
-/// Xeon, one epoch of the `cnn` benchmark's training over 60,000 examples (`jizen bench
-/// epoch-cnn --quick`) took 20.4 s with them and 15.8 s flushed, the time of its 938 steps. Deep
+/// result. Training can make them: Adam's first moment, for one, decays by 0.9 a step wherever a
+/// gradient stays zero, and from 1e-3 it enters the subnormal range after about 760 steps.
+/// Measured on this project's Xeon: `perf` put 22% of an epoch of the `cnn` benchmark's training
+/// (60,000 examples, `jizen bench epoch-cnn --quick`) in Adam's update, and the epoch took 20.4 s
+/// with subnormals and 15.8 s flushed, the time of its 938 steps. Deep
 /// learning frameworks commonly flush them on their threads for this reason; the precision lost
 /// is that of numbers 10^38 times smaller than the ones that move the weights.
 pub fn flush_subnormals_here() {
