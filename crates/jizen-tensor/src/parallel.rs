@@ -146,13 +146,18 @@ pub fn par_sum<T: Sync>(read: &[T], f: impl Fn(&[T]) -> f64 + Sync + Send) -> f6
 /// microseconds, and the step's next product (after a short serial operation: an activation, a
 /// loss) has to wake it again. So for the length of `f` each other worker runs a job that takes
 /// whatever work appears ([`rayon::yield_now`]) and otherwise spins, as OpenMP runtimes keep
-/// their threads spinning between parallel regions. Measured (`jizen bench`, two threads, medians
-/// of seven runs; `lstm` one run): `mlp` 2.06 → 1.65 ms a step, `cnn` 16.9 → 15.8 ms, `lstm`
-/// 89 → 78 ms. The price is a core kept busy
-/// for the length of a step even where the step has nothing for it.
+/// their threads spinning between parallel regions. Measured (`jizen bench`, two threads,
+/// medians of seven runs; `lstm` one run): `mlp` 2.06 → 1.65 ms a step, `cnn` 16.9 → 15.8 ms,
+/// `lstm` 89 → 78 ms. The price is a core kept busy for the length of a step even where the step
+/// has nothing for it.
 ///
-/// Within the pool already, `f` runs in place (with one more spinner per other worker for its
-/// length).
+/// A spinner gives its thread back every [`SPIN_SLICE`] and queues a fresh one in its place. A
+/// worker waiting on a join can pick up any queued job, a spinner included, and resumes its own
+/// work only when that job returns; a spinner that ran until its step ended would hold the work
+/// beneath it that long, and two steps started from two threads, each worker holding the other
+/// step's spinner above its own step, would wait for each other forever.
+///
+/// Within the pool already, `f` runs in place (with spinners of its own for its length).
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     use std::sync::atomic::{AtomicBool, Ordering};
     let grad = crate::is_grad_enabled();
@@ -167,29 +172,42 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
             self.0.store(true, Ordering::Release);
         }
     }
+    /// Queues a spinner: on a thread other than `owner` it takes work or spins for at most
+    /// `SPIN_SLICE`, then queues its successor, until `stop`.
+    fn spinner<'s>(s: &rayon::Scope<'s>, stop: &'s AtomicBool, owner: Option<usize>) {
+        s.spawn(move |s| {
+            // Taken by the thread running `f` (while it waits on a join of its own): it has
+            // better things to do.
+            if rayon::current_thread_index() == owner {
+                return;
+            }
+            let start = std::time::Instant::now();
+            let mut turns = 0u32;
+            while !stop.load(Ordering::Acquire) {
+                if rayon::yield_now() == Some(rayon::Yield::Idle) {
+                    std::hint::spin_loop();
+                }
+                turns += 1;
+                if turns.is_multiple_of(64) && start.elapsed() >= SPIN_SLICE {
+                    return spinner(s, stop, owner);
+                }
+            }
+        });
+    }
     pool().install(|| {
         let owner = rayon::current_thread_index();
         rayon::scope(|s| {
             for _ in 1..num_threads() {
-                s.spawn(|_| {
-                    // Taken by the thread running `f` (while it waits on a join of its own): a
-                    // spinner there would stand on `f`'s stack until `f` returned, which it
-                    // could not.
-                    if rayon::current_thread_index() == owner {
-                        return;
-                    }
-                    while !stop.load(Ordering::Acquire) {
-                        if rayon::yield_now() == Some(rayon::Yield::Idle) {
-                            std::hint::spin_loop();
-                        }
-                    }
-                });
+                spinner(s, &stop, owner);
             }
             let _stop = Stop(&stop);
             crate::autograd::with_grad_mode(grad, f)
         })
     })
 }
+
+/// How long a spinner of [`on_pool`] keeps its thread before it queues its successor.
+const SPIN_SLICE: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// Runs `f(i, n)` for every part `i` of `n` at once, for latency-bound work (a batch-1 product):
 /// `n` is jizen's thread count, part 0 runs on the calling thread and part `i` always on the same
@@ -368,6 +386,31 @@ mod tests {
             inner + 1.0
         });
         assert_eq!(sum, f64::from(1u32 << 18) + 1.0);
+    }
+
+    #[test]
+    fn steps_started_from_several_threads_at_once_all_finish() {
+        // Each step joins on the pool, so a worker waiting on a join can pick up another
+        // step's spinner; the spinners' time slices keep that from holding either step for
+        // good. (Spinners that ran until their own step ended passed this test too, 3 runs of
+        // 800 steps: the two workers must each take the other's spinner at the same moment.)
+        let data = vec![1.0f32; 1 << 17];
+        std::thread::scope(|sc| {
+            for t in 0..4 {
+                let data = &data;
+                sc.spawn(move || {
+                    for round in 0..200 {
+                        let (a, b) = on_pool(|| {
+                            rayon::join(
+                                || par_sum(data, |c| c.iter().map(|&v| f64::from(v)).sum()),
+                                || par_sum(&data[round..], |c| c.len() as f64),
+                            )
+                        });
+                        assert_eq!((a, b), (data.len() as f64, (data.len() - round) as f64), "thread {t}");
+                    }
+                });
+            }
+        });
     }
 
     #[cfg(target_arch = "x86_64")]
