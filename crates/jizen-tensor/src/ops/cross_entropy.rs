@@ -30,11 +30,8 @@ use crate::error::{shape_err, Result};
 use crate::op::Op;
 use crate::ops::reduce::{extreme_slice, sum_slice};
 use crate::parallel::{num_threads, pool, worth_parallel};
-use crate::storage::{assume_init, fill_uninit, uninit, StorageElement};
+use crate::storage::{assume_init, uninit, StorageElement};
 use crate::Tensor;
-
-/// Elements of the gradient filled and written at a time (about an L1 cache of f32).
-const BLOCK_ELEMENTS: usize = 1 << 13;
 
 /// The shift and log-normaliser of one row: `(m, log Σ e^(x − m))`; a row without a finite
 /// maximum is shifted by 0 (it comes out NaN, as in PyTorch). `scratch` holds the exponentials.
@@ -68,17 +65,19 @@ fn forward_rows<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats:
     }
 }
 
-/// Backward of a block of rows: `dx = g_i · (softmax − target distribution)`.
+/// Backward of a block of rows: `dx = g_i · (softmax − target distribution)`. Writes every
+/// element of `dx` (which need not be initialised).
 #[inline(always)]
-fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64, dx: &mut [T]) {
+fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64, dx: &mut [MaybeUninit<T>]) {
     let c = x.len() / y.len();
     let (keep, spread) = (T::from_f64(1.0 - eps), T::from_f64(eps / c as f64));
     for (i, ((row, out), &target)) in x.chunks_exact(c).zip(dx.chunks_exact_mut(c)).zip(y).enumerate() {
         let (m, log_sum, gi) = (stats[2 * i], stats[2 * i + 1], g[i]);
+        let d = |v: T| gi * (((v - m) - log_sum).exp() - spread);
         for (o, &v) in out.iter_mut().zip(row) {
-            *o = gi * (((v - m) - log_sum).exp() - spread);
+            o.write(d(v));
         }
-        out[target] = out[target] - gi * keep;
+        out[target].write(d(row[target]) - gi * keep);
     }
 }
 
@@ -90,7 +89,14 @@ unsafe fn forward_rows_avx512<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &m
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn backward_rows_avx512<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64, dx: &mut [T]) {
+unsafe fn backward_rows_avx512<T: Float>(
+    x: &[T],
+    y: &[usize],
+    stats: &[T],
+    g: &[T],
+    eps: f64,
+    dx: &mut [MaybeUninit<T>],
+) {
     backward_rows(x, y, stats, g, eps, dx)
 }
 
@@ -140,28 +146,13 @@ fn backward_kernel<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f6
     let m = y.len();
     let c = x.len() / m.max(1);
     let mut dx = uninit::<T>(x.len());
-    let rows = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [T]| {
+    let run = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [MaybeUninit<T>]| {
         #[cfg(target_arch = "x86_64")]
         if has_avx512() {
             // SAFETY: the CPU supports AVX-512F, checked just above.
             return unsafe { backward_rows_avx512(x, y, s, g, eps, d) };
         }
         backward_rows(x, y, s, g, eps, d)
-    };
-    // A few rows at a time, each block zero-filled just before its kernel overwrites it (in
-    // cache), instead of the whole [M, C] gradient filled first.
-    let block = (BLOCK_ELEMENTS / c.max(1)).max(1);
-    let run = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [MaybeUninit<T>]| {
-        for (i, d) in d.chunks_mut(block * c).enumerate() {
-            let r = i * block..(i * block + d.len() / c.max(1));
-            rows(
-                &x[r.start * c..r.end * c],
-                &y[r.clone()],
-                &s[2 * r.start..2 * r.end],
-                &g[r],
-                fill_uninit(d, T::zero()),
-            );
-        }
     };
     match rows_per_task(m, c) {
         0 if m > 0 => run(x, y, stats, g, &mut dx),
@@ -175,7 +166,7 @@ fn backward_kernel<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f6
                 .for_each(|((((x, y), s), g), d)| run(x, y, s, g, d))
         }),
     }
-    // SAFETY: the blocks cover the gradient (m rows of c) and each was filled first.
+    // SAFETY: the tasks cover the gradient (m rows of c) and the kernel writes every element.
     unsafe { assume_init(dx) }
 }
 
