@@ -2,6 +2,8 @@
 //! the sum of [N, C, H, W] over N, H and W) folds the runs in place instead of taking the general
 //! path. Its results must equal the general path's, which a permuted copy of the same values
 //! takes, for sum, max and min, in f32 and f64, with kept runs at the start, middle and end.
+//! Reductions over leading axes of a large tensor (a decoder's bias gradient) split the kept
+//! columns over threads; they are checked the same way.
 
 use jizen_tensor::{DType, Rng, Tensor};
 
@@ -13,12 +15,16 @@ fn values(t: &Tensor) -> Vec<f64> {
 fn folding_runs_in_place_matches_the_general_path() {
     let mut rng = Rng::new(11);
     // (shape, reduced axes): kept axes are one run with reduced axes around them.
-    let cases: [(&[usize], &[isize]); 5] = [
+    let cases: [(&[usize], &[isize]); 8] = [
         (&[4, 3, 5, 6], &[0, 2, 3]),
         (&[2, 7, 3], &[0, 2]),
         (&[5, 2, 3, 4], &[2, 3]),
         (&[3, 4, 2, 5], &[0, 3]),
         (&[1, 9, 1, 1], &[0, 2, 3]),
+        // Leading axes, large enough to be split by columns over threads.
+        (&[120, 1000], &[0]),
+        (&[4, 30, 333], &[0, 1]),
+        (&[3, 20001], &[0]),
     ];
     for dtype in [DType::F32, DType::F64] {
         let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };

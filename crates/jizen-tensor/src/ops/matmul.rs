@@ -7,7 +7,7 @@ use crate::dtype::Float;
 use crate::error::{dtype_err, shape_err, Result};
 use crate::layout::broadcast_shapes;
 use crate::op::Op;
-use crate::parallel::{num_threads, pool};
+use crate::parallel::{num_threads, pool, worth_parallel};
 use crate::storage::StorageElement;
 use crate::Tensor;
 
@@ -201,11 +201,21 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
     // filled first. With one, the rows are seeded with it and gemm adds the product.
     let mut out = crate::storage::uninit::<T>(nb * m * n);
     if let Some(bias) = bias {
-        out.chunks_exact_mut(n).for_each(|row| {
-            row.iter_mut().zip(bias).for_each(|(o, &v)| {
-                o.write(v);
+        let seed = |rows: &mut [std::mem::MaybeUninit<T>]| {
+            rows.chunks_exact_mut(n).for_each(|row| {
+                row.iter_mut().zip(bias).for_each(|(o, &v)| {
+                    o.write(v);
+                })
             })
-        });
+        };
+        // A language model's decoder output ([700, 10000]) is 28 MB: seeding it is memory-bound
+        // work worth both threads.
+        if worth_parallel(out.len()) && nb * m > 1 {
+            let rows = (nb * m).div_ceil(num_threads());
+            pool().install(|| out.par_chunks_mut(rows * n).for_each(seed));
+        } else {
+            seed(&mut out);
+        }
     }
     // Storage offset of batch `i` in an operand.
     let batch_offset = |strides: &[usize], base: usize, mut i: usize| -> usize {

@@ -6,7 +6,7 @@ use crate::dtype::{Element, Float};
 use crate::error::{invalid, Result};
 use crate::layout::Layout;
 use crate::op::{Op, ReduceOp};
-use crate::parallel::{pool, worth_parallel};
+use crate::parallel::{num_threads, pool, worth_parallel};
 use crate::storage::StorageElement;
 use crate::tensor::strided_copy;
 use crate::Tensor;
@@ -106,10 +106,20 @@ fn reduce_kernel<T: Float + StorageElement>(op: ReduceOp, x: &Tensor, axes: &[us
             return vec![fold_slice(op, data)];
         }
         let mut acc = data[..outer].to_vec();
-        for row in data.chunks_exact(outer).skip(1) {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a = combine(op, *a, v);
+        // Each task folds every row into its own run of columns.
+        let fold = |first: usize, acc: &mut [T]| {
+            for row in data.chunks_exact(outer).skip(1) {
+                for (a, &v) in acc.iter_mut().zip(&row[first..]) {
+                    *a = combine(op, *a, v);
+                }
             }
+        };
+        if worth_parallel(data.len()) && outer >= 64 {
+            // Whole cache lines per task: 16 columns of f32.
+            let cols = outer.div_ceil(num_threads()).next_multiple_of(16);
+            pool().install(|| acc.par_chunks_mut(cols).enumerate().for_each(|(i, a)| fold(i * cols, a)));
+        } else {
+            fold(0, &mut acc);
         }
         return acc;
     }
