@@ -51,6 +51,9 @@ fn the_fused_sequence_matches_its_composite() {
         ([1, 2, 3], false, DType::F64, 1e-12),
         ([35, 20, 40], true, DType::F32, 2e-5),
         ([12, 4, 96], false, DType::F32, 2e-5),
+        // A batch of two full 16-lane blocks and a partial one (the kernels' blocking).
+        ([3, 37, 5], true, DType::F64, 1e-12),
+        ([2, 16, 3], false, DType::F64, 1e-12),
     ] {
         let case = Case::new(dims, states, dtype, 7);
         let (fused, composite) = (case.fused(), case.composite());

@@ -16,8 +16,8 @@
 //! As a composite (a matmul, an add, four gate views, three sigmoids, two tanh and four products
 //! per step, each with its own backward rule) a step records about twenty tensors of `[N, 4H]`
 //! or `[N, H]`, and the backward pass computes `W_hh`'s gradient as `T` separate outer products
-//! `[4H, N] × [N, H]` added one by one. This primitive keeps the activated gates (feature-major)
-//! beside its output, and its backward pass walks the steps in reverse with one product per
+//! `[4H, N] × [N, H]` added one by one. This primitive keeps the activated gates (`[T·N, 4H]`,
+//! rows padded to a multiple of 16) beside its output, and its backward pass walks the steps in reverse with one product per
 //! step (`dh_{t−1} = da_t W_hh`) and an elementwise pass:
 //!
 //! ```text
@@ -41,9 +41,8 @@ use crate::error::{dtype_err, shape_err, Result};
 use crate::op::Op;
 use crate::ops::conv_tiled::gemm;
 use crate::parallel::{num_threads, pool};
-use crate::storage::{assume_init, uninit, zeroed, StorageElement};
+use crate::storage::{zeroed, StorageElement};
 use crate::Tensor;
-use std::mem::MaybeUninit;
 
 /// Steps whose product has fewer multiply-adds than this run it on one thread.
 const PAR_FLOPS: usize = 1 << 18;
@@ -65,9 +64,17 @@ impl Dims {
     fn g4(&self) -> usize {
         4 * self.h
     }
-    /// Columns of the feature-major buffers: one per (step, row).
+    /// Rows of the time-major buffers: one per (step, batch row).
     fn tn(&self) -> usize {
         self.t * self.n
+    }
+    /// The gates' padded width: 4H rounded up to 16.
+    fn gp(&self) -> usize {
+        self.g4().next_multiple_of(16)
+    }
+    /// The carried `dh`'s padded width: H rounded up to 16.
+    fn hp(&self) -> usize {
+        self.h.next_multiple_of(16)
     }
     /// How each step's `[N, H] × [H, 4H]` product is spread over threads.
     fn step_par(&self) -> gemm::Parallelism {
@@ -93,164 +100,200 @@ fn in_pool<R: Send>(par: gemm::Parallelism, f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// `dst [cols, rows]` = `src [rows, cols]` transposed, in 16 × 16 tiles (both sides stay in
-/// cache; the inner loop writes a contiguous run of `dst`). Writes every one of `dst`'s first
-/// `rows · cols` slots.
-fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [MaybeUninit<T>]) {
-    const B: usize = 16;
-    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
-    for c0 in (0..cols).step_by(B) {
-        let c1 = (c0 + B).min(cols);
-        for r0 in (0..rows).step_by(B) {
-            let r1 = (r0 + B).min(rows);
-            for c in c0..c1 {
-                let out = &mut dst[c * rows + r0..c * rows + r1];
-                for (k, o) in out.iter_mut().enumerate() {
-                    // SAFETY: r0 + k < rows and c < cols, so the index is below rows·cols.
-                    o.write(unsafe { *src.get_unchecked((r0 + k) * cols + c) });
-                }
-            }
+/// `w` `[rows, cols]` transposed into `[cols, width]` (`width ≥ rows`), the columns past `rows`
+/// zero. Used for the recurrent weight, once per pass.
+fn transposed_padded<T: Float + StorageElement>(w: &[T], rows: usize, cols: usize, width: usize) -> Vec<T> {
+    let mut out = zeroed::<T>(cols * width);
+    for (r, row) in w.chunks_exact(cols).take(rows).enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            out[c * width + r] = v;
         }
     }
+    out
 }
 
-/// `src [rows, cols]` transposed into a new buffer (written once, not filled first).
-fn transposed<T: Float + StorageElement>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = uninit::<T>(rows * cols);
-    transpose_into(src, rows, cols, &mut out);
-    // SAFETY: transpose_into wrote all rows · cols slots.
-    unsafe { assume_init(out) }
+/// `w` `[rows, cols]` with each row padded to `width ≥ cols` by zeros.
+fn padded_rows<T: Float + StorageElement>(w: &[T], cols: usize, width: usize) -> Vec<T> {
+    if width == cols {
+        return w.to_vec();
+    }
+    let mut out = zeroed::<T>(w.len() / cols.max(1) * width);
+    for (o, row) in out.chunks_exact_mut(width).zip(w.chunks_exact(cols)) {
+        o[..cols].copy_from_slice(row);
+    }
+    out
 }
 
-// The kernels keep every per-step quantity feature-major: a logical `[T, N, F]` is stored as
-// `[F, T·N]`, column `t·N + r` for row `r` of step `t`. Then a step's `[N, F]` block is a
-// column-major matrix (leading dimension `T·N`) that gemm reads and writes in place: neither the
-// recurrent product nor its gradient packs `W_hh`, which for N = 20 would cost as much as the
-// product itself. The elementwise passes run along contiguous rows of `N` values.
+// The kernels keep every per-step quantity time-major, as the operands and the output already
+// are: step `t`'s rows are the block `t·N..(t+1)·N` of a `[T·N, F]` matrix. Both recurrent
+// products then have a feature dimension as gemm's contiguous (vectorised) dimension, padded to
+// a multiple of 16 so that gemm reads its operand in place instead of packing it every step:
+// the gates as `[T·N, G]` (`G` = 4H rounded up, for `a_t += h_{t−1} W_hhᵀ` against `W_hhᵀ`
+// `[H, G]`) and the carried `dh` as `[N, Hp]` (for `dh_{t−1} = da_t W_hh` against `W_hh`
+// `[4H, Hp]`). The elementwise passes run along contiguous runs of H values.
 
-/// Where `c_{t−1}` comes from: the previous columns of the `c` buffer itself, `c₀` (`[H, N]`),
-/// or nowhere (zero).
-#[derive(Clone, Copy)]
-enum Prev<'a, T> {
-    InBuffer,
-    Initial(&'a [T]),
-    Zero,
-}
+/// Lanes per block of the elementwise passes: each run of H values is taken 16 at a time, the
+/// last block through padded copies, so that every operation is one vector instruction per block.
+const L: usize = 16;
 
-/// Activates the gates of the step at columns `col..col+N` in place (σ, σ, tanh, σ) and writes
-/// its `c` and `h` columns.
+/// Up to `L` values from `s`, zero-padded.
 #[inline(always)]
-fn forward_step<T: Float>(gates: &mut [T], c: &mut [T], h: &mut [T], prev: Prev<'_, T>, d: Dims, col: usize) {
-    let (n, hs, tn) = (d.n, d.h, d.tn());
-    for (j, row) in gates.chunks_exact_mut(tn).enumerate() {
-        let row = &mut row[col..col + n];
-        if (2 * hs..3 * hs).contains(&j) {
-            row.iter_mut().for_each(|v| *v = v.tanh());
-        } else {
-            row.iter_mut().for_each(|v| *v = sigmoid(*v));
-        }
-    }
-    let gates = &*gates;
-    for (j, (c_row, h_row)) in c.chunks_exact_mut(tn).zip(h.chunks_exact_mut(tn)).enumerate() {
-        let at = |k: usize| &gates[(k * hs + j) * tn + col..(k * hs + j) * tn + col + n];
-        let (i, f, g, o) = (at(0), at(1), at(2), at(3));
-        let (before, rest) = c_row.split_at_mut(col);
-        let c_out = &mut rest[..n];
-        let cp = match prev {
-            Prev::InBuffer => Some(&before[col - n..]),
-            Prev::Initial(c0) => Some(&c0[j * n..(j + 1) * n]),
-            Prev::Zero => None,
-        };
-        match cp {
-            Some(cp) => {
-                for ((((c, &i), &f), &g), &cp) in c_out.iter_mut().zip(i).zip(f).zip(g).zip(cp) {
-                    *c = f * cp + i * g;
-                }
-            }
-            None => {
-                for ((c, &i), &g) in c_out.iter_mut().zip(i).zip(g) {
-                    *c = i * g;
-                }
-            }
-        }
-        for ((h, &o), &c) in h_row[col..col + n].iter_mut().zip(o).zip(&*c_out) {
-            *h = o * c.tanh();
+fn load<T: Float>(s: &[T]) -> [T; L] {
+    match <&[T; L]>::try_from(s) {
+        Ok(full) => *full,
+        Err(_) => {
+            let mut a = [T::zero(); L];
+            a[..s.len()].copy_from_slice(s);
+            a
         }
     }
 }
 
-/// One backward step over columns `col..col+N`: from the activated gates, `c` (`[H, T·N]`), the
-/// output gradients `gh`, `gc` (`[H, T·N]`) and the carried `dh_t`, `dc_t` (`[H, N]`), writes the
-/// step's columns of `da` (`[4H, T·N]`) and replaces `dc_carry` by `dc_{t−1}`.
+/// The first `s.len()` (at most `L`) values of `a` into `s`.
+#[inline(always)]
+fn store<T: Float>(a: &[T; L], s: &mut [T]) {
+    let len = s.len();
+    match <&mut [T; L]>::try_from(&mut *s) {
+        Ok(full) => *full = *a,
+        Err(_) => s.copy_from_slice(&a[..len]),
+    }
+}
+
+/// Activates one row's gates in place (`[4H]` of `a_t`: σ, σ, tanh, σ) and writes the row's `c`
+/// and `h` from `c_prev` (`None`: a zero state).
+#[inline(always)]
+fn forward_row<T: Float>(gates: &mut [T], c_prev: Option<&[T]>, c: &mut [T], h: &mut [T]) {
+    let hs = c.len();
+    for j0 in (0..hs).step_by(L) {
+        let len = (hs - j0).min(L);
+        let at = |k: usize| k * hs + j0..k * hs + j0 + len;
+        let (mut i, mut f) = (load(&gates[at(0)]), load(&gates[at(1)]));
+        let (mut g, mut o) = (load(&gates[at(2)]), load(&gates[at(3)]));
+        let cp = c_prev.map(|cp| load(&cp[j0..j0 + len]));
+        let (mut c_new, mut h_new) = ([T::zero(); L], [T::zero(); L]);
+        for q in 0..L {
+            (i[q], f[q], g[q], o[q]) = (sigmoid(i[q]), sigmoid(f[q]), g[q].tanh(), sigmoid(o[q]));
+            c_new[q] = match &cp {
+                Some(cp) => f[q] * cp[q] + i[q] * g[q],
+                None => i[q] * g[q],
+            };
+            h_new[q] = o[q] * c_new[q].tanh();
+        }
+        store(&i, &mut gates[at(0)]);
+        store(&f, &mut gates[at(1)]);
+        store(&g, &mut gates[at(2)]);
+        store(&o, &mut gates[at(3)]);
+        store(&c_new, &mut c[j0..j0 + len]);
+        store(&h_new, &mut h[j0..j0 + len]);
+    }
+}
+
+/// One row of a backward step: from the row's activated gates (`[4H]`), `c_t`, `c_{t−1}`
+/// (`None`: zero), the output gradients `gh`, `gc` and the carried `dh_t` (all `[H]`), writes the
+/// row's `da` (`[4H]`) and replaces the carried `dc_t` by `dc_{t−1}`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_row<T: Float>(
+    gates: &[T],
+    c: &[T],
+    c_prev: Option<&[T]>,
+    gh: &[T],
+    gc: &[T],
+    dh: &[T],
+    dc_carry: &mut [T],
+    da: &mut [T],
+) {
+    let (hs, one) = (c.len(), T::one());
+    for j0 in (0..hs).step_by(L) {
+        let len = (hs - j0).min(L);
+        let at = |k: usize| k * hs + j0..k * hs + j0 + len;
+        let run = j0..j0 + len;
+        let (i, f, g, o) = (load(&gates[at(0)]), load(&gates[at(1)]), load(&gates[at(2)]), load(&gates[at(3)]));
+        let (c_t, gh, gc) = (load(&c[run.clone()]), load(&gh[run.clone()]), load(&gc[run.clone()]));
+        let (dh, mut dc_c) = (load(&dh[run.clone()]), load(&dc_carry[run.clone()]));
+        let cp = c_prev.map_or([T::zero(); L], |cp| load(&cp[run.clone()]));
+        let (mut dai, mut daf, mut dag, mut dao) = ([T::zero(); L], [T::zero(); L], [T::zero(); L], [T::zero(); L]);
+        for q in 0..L {
+            let tc = c_t[q].tanh();
+            let dh_q = gh[q] + dh[q];
+            let dc = gc[q] + dc_c[q] + dh_q * o[q] * (one - tc * tc);
+            dai[q] = dc * g[q] * i[q] * (one - i[q]);
+            daf[q] = dc * cp[q] * f[q] * (one - f[q]);
+            dag[q] = dc * i[q] * (one - g[q] * g[q]);
+            dao[q] = dh_q * tc * o[q] * (one - o[q]);
+            dc_c[q] = dc * f[q];
+        }
+        store(&dai, &mut da[at(0)]);
+        store(&daf, &mut da[at(1)]);
+        store(&dag, &mut da[at(2)]);
+        store(&dao, &mut da[at(3)]);
+        store(&dc_c, &mut dc_carry[run]);
+    }
+}
+
+/// The elementwise half of forward step `t`: activates the gates of its `N` rows in place and
+/// writes its `h` and `c` rows (`h`, `c`: `[T·N, H]`).
+#[inline(always)]
+fn forward_step<T: Float>(gates: &mut [T], h: &mut [T], c: &mut [T], c0: Option<&[T]>, d: Dims, t: usize) {
+    let (n, hs, gp) = (d.n, d.h, d.gp());
+    let (before, now) = c.split_at_mut(t * n * hs);
+    let prev = if t == 0 { c0 } else { Some(&before[(t - 1) * n * hs..]) };
+    let rows = gates[t * n * gp..(t + 1) * n * gp].chunks_exact_mut(gp);
+    let outs = now[..n * hs].chunks_exact_mut(hs).zip(h[t * n * hs..(t + 1) * n * hs].chunks_exact_mut(hs));
+    for (r, (g, (c_row, h_row))) in rows.zip(outs).enumerate() {
+        forward_row(&mut g[..4 * hs], prev.map(|p| &p[r * hs..(r + 1) * hs]), c_row, h_row);
+    }
+}
+
+/// The elementwise half of backward step `t`: writes its rows of `da` (`[T·N, 4H]`) from the
+/// gates, `c` and the output gradients `gh`, `gc` (`[T·N, H]`) and the carried `dh` (`[N, Hp]`),
+/// and replaces the carried `dc` (`[N, H]`) by `dc_{t−1}`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_step<T: Float>(
     gates: &[T],
     c: &[T],
-    prev: Prev<'_, T>,
+    c0: Option<&[T]>,
     gh: &[T],
     gc: &[T],
-    dh_carry: &[T],
-    dc_carry: &mut [T],
+    dh: &[T],
+    dc: &mut [T],
     da: &mut [T],
     d: Dims,
-    col: usize,
+    t: usize,
 ) {
-    let (n, hs, tn) = (d.n, d.h, d.tn());
-    let one = T::one();
-    let zeros = [T::zero(); 64];
-    for j in 0..hs {
-        let span = |k: usize| (k * hs + j) * tn + col..(k * hs + j) * tn + col + n;
-        let (gi, gf, gg, go) = (&gates[span(0)], &gates[span(1)], &gates[span(2)], &gates[span(3)]);
-        let cols = span(0);
-        let (c_t, gh, gc) = (&c[cols.clone()], &gh[cols.clone()], &gc[cols]);
-        let dh = &dh_carry[j * n..(j + 1) * n];
-        let dc_c = &mut dc_carry[j * n..(j + 1) * n];
-        let (dai, daf, dag, dao) = split4(da, [span(0), span(1), span(2), span(3)]);
-        // c_{t−1} in chunks of up to 64 (a zero state reads a block of zeros).
-        for r0 in (0..n).step_by(64) {
-            let len = (n - r0).min(64);
-            let cp: &[T] = match prev {
-                Prev::InBuffer => &c[j * tn + col - n + r0..j * tn + col - n + r0 + len],
-                Prev::Initial(c0) => &c0[j * n + r0..j * n + r0 + len],
-                Prev::Zero => &zeros[..len],
-            };
-            for (q, &cpv) in cp.iter().enumerate() {
-                let r = r0 + q;
-                let (i, f, g, o) = (gi[r], gf[r], gg[r], go[r]);
-                let tc = c_t[r].tanh();
-                let dh_r = gh[r] + dh[r];
-                let dc = gc[r] + dc_c[r] + dh_r * o * (one - tc * tc);
-                dai[r] = dc * g * i * (one - i);
-                daf[r] = dc * cpv * f * (one - f);
-                dag[r] = dc * i * (one - g * g);
-                dao[r] = dh_r * tc * o * (one - o);
-                dc_c[r] = dc * f;
-            }
-        }
+    let (n, hs, g4, gp, hp) = (d.n, d.h, d.g4(), d.gp(), d.hp());
+    for r in 0..n {
+        let row = (t * n + r) * hs..(t * n + r + 1) * hs;
+        let prev = if t == 0 {
+            c0.map(|c0| &c0[r * hs..(r + 1) * hs])
+        } else {
+            Some(&c[row.start - n * hs..row.end - n * hs])
+        };
+        backward_row(
+            &gates[(t * n + r) * gp..][..g4],
+            &c[row.clone()],
+            prev,
+            &gh[row.clone()],
+            &gc[row],
+            &dh[r * hp..r * hp + hs],
+            &mut dc[r * hs..(r + 1) * hs],
+            &mut da[(t * n + r) * g4..(t * n + r + 1) * g4],
+        );
     }
-}
-
-/// Four disjoint, increasing ranges of `x` as mutable slices.
-fn split4<T>(x: &mut [T], r: [std::ops::Range<usize>; 4]) -> (&mut [T], &mut [T], &mut [T], &mut [T]) {
-    let (a, rest) = x[r[0].start..].split_at_mut(r[0].len());
-    let (b, rest) = rest[r[1].start - r[0].end..].split_at_mut(r[1].len());
-    let (c, rest) = rest[r[2].start - r[1].end..].split_at_mut(r[2].len());
-    let d = &mut rest[r[3].start - r[2].end..][..r[3].len()];
-    (a, b, c, d)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn forward_step_avx512<T: Float>(
     gates: &mut [T],
-    c: &mut [T],
     h: &mut [T],
-    prev: Prev<'_, T>,
+    c: &mut [T],
+    c0: Option<&[T]>,
     d: Dims,
-    col: usize,
+    t: usize,
 ) {
-    forward_step(gates, c, h, prev, d, col)
+    forward_step(gates, h, c, c0, d, t)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -259,16 +302,16 @@ unsafe fn forward_step_avx512<T: Float>(
 unsafe fn backward_step_avx512<T: Float>(
     gates: &[T],
     c: &[T],
-    prev: Prev<'_, T>,
+    c0: Option<&[T]>,
     gh: &[T],
     gc: &[T],
-    dh_carry: &[T],
-    dc_carry: &mut [T],
+    dh: &[T],
+    dc: &mut [T],
     da: &mut [T],
     d: Dims,
-    col: usize,
+    t: usize,
 ) {
-    backward_step(gates, c, prev, gh, gc, dh_carry, dc_carry, da, d, col)
+    backward_step(gates, c, c0, gh, gc, dh, dc, da, d, t)
 }
 
 fn avx512() -> bool {
@@ -278,7 +321,7 @@ fn avx512() -> bool {
     false
 }
 
-/// `(out [2, T, N, H], gates [4H, T·N])` from `gx` `[T, N, 4H]`.
+/// `(out [2, T, N, H], gates [T·N, G])` from `gx` `[T, N, 4H]`.
 fn forward_kernel<T: Float + StorageElement>(
     gx: &[T],
     w: &[T],
@@ -286,48 +329,42 @@ fn forward_kernel<T: Float + StorageElement>(
     c0: Option<&[T]>,
     d: Dims,
 ) -> (Vec<T>, Vec<T>) {
-    let (n, hs, g4, tn) = (d.n, d.h, d.g4(), d.tn());
-    let mut gates = transposed(gx, tn, g4); // [4H, T·N]
-    let c0t = c0.map(|c| transposed(c, n, hs)); // [H, N]
-    let (mut h, mut c) = (zeroed::<T>(hs * tn), zeroed::<T>(hs * tn));
+    let (n, hs, g4, gp, tn) = (d.n, d.h, d.g4(), d.gp(), d.tn());
+    let wt = transposed_padded(w, g4, hs, gp); // W_hhᵀ [H, G]
+    let mut gates = padded_rows(gx, g4, gp); // [T·N, G], a_t's rows
+    let mut out = zeroed::<T>(2 * tn * hs);
+    let (h, c) = out.split_at_mut(tn * hs);
     let (par, wide) = (d.step_par(), avx512());
     in_pool(par, || {
         for t in 0..d.t {
-            let col = t * n;
-            // a_t += h_{t−1} W_hhᵀ with every [N, ·] block column-major: a_t and h_{t−1} have
-            // strides (1, T·N), h₀ [N, H] is row-major, W_hhᵀ [H, 4H] is weight_hh read as (1, H).
-            let lhs = match (t, h0) {
-                (0, None) => None,
-                (0, Some(h0)) => Some((h0.as_ptr(), hs, 1)),
-                _ => Some((h[col - n..].as_ptr(), 1, tn)),
-            };
+            // a_t [N, G] += h_{t−1} [N, H] × W_hhᵀ [H, G], all row-major.
+            let lhs = if t == 0 { h0.map(<[T]>::as_ptr) } else { Some(h[(t - 1) * n * hs..].as_ptr()) };
             if let Some(lhs) = lhs {
-                // SAFETY: the strides stay inside gates [4H, T·N], h [H, T·N] (or h₀) and w [4H, H];
-                // the destination does not overlap the operands.
-                unsafe { gemm([n, g4, hs], (gates[col..].as_mut_ptr(), 1, tn), true, lhs, (w.as_ptr(), 1, hs), par) }
+                // SAFETY: gates' step block is [N, G], h_{t−1} (or h₀) [N, H], W_hhᵀ [H, G]; the
+                // destination does not overlap the operands.
+                unsafe {
+                    gemm(
+                        [n, gp, hs],
+                        (gates[t * n * gp..].as_mut_ptr(), gp, 1),
+                        true,
+                        (lhs, hs, 1),
+                        (wt.as_ptr(), gp, 1),
+                        par,
+                    )
+                }
             }
-            let prev = match (t, &c0t) {
-                (0, Some(c0)) => Prev::Initial(c0),
-                (0, None) => Prev::Zero,
-                _ => Prev::InBuffer,
-            };
             if wide {
                 // SAFETY: the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    forward_step_avx512(&mut gates, &mut c, &mut h, prev, d, col)
+                    forward_step_avx512(&mut gates, h, c, c0, d, t)
                 }
             } else {
-                forward_step(&mut gates, &mut c, &mut h, prev, d, col)
+                forward_step(&mut gates, h, c, c0, d, t)
             }
         }
     });
-    let mut out = uninit::<T>(2 * hs * tn);
-    let (oh, oc) = out.split_at_mut(hs * tn);
-    transpose_into(&h, hs, tn, oh);
-    transpose_into(&c, hs, tn, oc);
-    // SAFETY: the two transposes wrote both halves, every slot.
-    (unsafe { assume_init(out) }, gates)
+    (out, gates)
 }
 
 /// Gradients from the output's gradient `g` `[2, T, N, H]`, the output and the activated gates:
@@ -343,42 +380,35 @@ fn backward_kernel<T: Float + StorageElement>(
     d: Dims,
     want_w: bool,
 ) -> (Vec<T>, Option<Vec<T>>, Vec<T>, Vec<T>) {
-    let (n, hs, g4, tn) = (d.n, d.h, d.g4(), d.tn());
-    // The steps' h [T·N, H] stays as the output holds it (W_hh's gradient reads it row-major).
-    let h = &out[..hs * tn];
-    let [c, gh, gc] = [&out[hs * tn..], &g[..hs * tn], &g[hs * tn..]].map(|x| transposed(x, tn, hs));
-    let c0t = c0.map(|c| transposed(c, n, hs));
-    let mut da = zeroed::<T>(g4 * tn); // [4H, T·N]
-    let mut dh_carry = zeroed::<T>(hs * n); // [H, N]
-    let mut dc_carry = zeroed::<T>(hs * n);
+    let (n, hs, g4, hp, tn) = (d.n, d.h, d.g4(), d.hp(), d.tn());
+    let (h, c) = out.split_at(tn * hs);
+    let (gh, gc) = g.split_at(tn * hs);
+    let wp = padded_rows(w, hs, hp); // W_hh [4H, Hp]
+    let mut da = zeroed::<T>(tn * g4); // [T·N, 4H]: each step writes its rows
+    let mut dh = zeroed::<T>(n * hp); // [N, Hp]
+    let mut dc = zeroed::<T>(n * hs); // [N, H]
     let (par, wide) = (d.step_par(), avx512());
     in_pool(par, || {
         for t in (0..d.t).rev() {
-            let col = t * n;
-            let prev = match (t, &c0t) {
-                (0, Some(c0)) => Prev::Initial(c0),
-                (0, None) => Prev::Zero,
-                _ => Prev::InBuffer,
-            };
             if wide {
                 // SAFETY: the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    backward_step_avx512(gates, &c, prev, &gh, &gc, &dh_carry, &mut dc_carry, &mut da, d, col)
+                    backward_step_avx512(gates, c, c0, gh, gc, &dh, &mut dc, &mut da, d, t)
                 }
             } else {
-                backward_step(gates, &c, prev, &gh, &gc, &dh_carry, &mut dc_carry, &mut da, d, col)
+                backward_step(gates, c, c0, gh, gc, &dh, &mut dc, &mut da, d, t)
             }
             if t > 0 || h0.is_some() {
-                // dh_{t−1} [N, H] (stored [H, N]) = da_t [N, 4H] (strides (1, T·N)) × W_hh [4H, H].
-                // SAFETY: in bounds of da, w and dh_carry; no overlap.
+                // dh_{t−1} [N, Hp] = da_t [N, 4H] × W_hh [4H, Hp].
+                // SAFETY: in bounds of da, wp and dh; no overlap.
                 unsafe {
                     gemm(
-                        [n, hs, g4],
-                        (dh_carry.as_mut_ptr(), 1, n),
+                        [n, hp, g4],
+                        (dh.as_mut_ptr(), hp, 1),
                         false,
-                        (da[col..].as_ptr(), 1, tn),
-                        (w.as_ptr(), hs, 1),
+                        (da[t * n * g4..].as_ptr(), g4, 1),
+                        (wp.as_ptr(), hp, 1),
                         par,
                     )
                 }
@@ -391,32 +421,31 @@ fn backward_kernel<T: Float + StorageElement>(
         let par = par_for(g4 * hs * tn);
         in_pool(par, || {
             if k > 0 {
-                // Σ_{t ≥ 1} da_tᵀ h_{t−1}: columns N.. of da [4H, T·N] against columns ..(T−1)·N of
-                // the steps' h [T·N, H], one product with inner dimension (T−1)·N.
-                // SAFETY: da[:, N..] as [4H, k] (T·N, 1); h[..k, :] as [k, H] (H, 1).
+                // Σ_{t ≥ 1} da_tᵀ h_{t−1}: rows N.. of da [T·N, 4H] against rows ..(T−1)·N of h
+                // [T·N, H], one product with inner dimension (T−1)·N.
+                // SAFETY: da[N.., :]ᵀ as [4H, k] (1, 4H); h[..k, :] as [k, H] (H, 1).
                 unsafe {
                     gemm(
                         [g4, hs, k],
                         (dw.as_mut_ptr(), hs, 1),
                         false,
-                        (da[n..].as_ptr(), tn, 1),
+                        (da[n * g4..].as_ptr(), 1, g4),
                         (h.as_ptr(), hs, 1),
                         par,
                     )
                 }
             }
             if let Some(h0) = h0 {
-                // SAFETY: da[:, ..N] as [4H, N] (T·N, 1); h₀ [N, H] row-major.
+                // SAFETY: da[..N, :]ᵀ as [4H, N] (1, 4H); h₀ [N, H] row-major.
                 unsafe {
-                    gemm([g4, hs, n], (dw.as_mut_ptr(), hs, 1), k > 0, (da.as_ptr(), tn, 1), (h0.as_ptr(), hs, 1), par)
+                    gemm([g4, hs, n], (dw.as_mut_ptr(), hs, 1), k > 0, (da.as_ptr(), 1, g4), (h0.as_ptr(), hs, 1), par)
                 }
             }
         });
         dw
     });
-    let dgx = transposed(&da, g4, tn);
-    let (dh0, dc0) = (transposed(&dh_carry, hs, n), transposed(&dc_carry, hs, n));
-    (dgx, dw, dh0, dc0)
+    let dh0 = dh.chunks_exact(hp).flat_map(|row| &row[..hs]).copied().collect();
+    (da, dw, dh0, dc)
 }
 
 /// Checks the operands of an LSTM sequence; returns its sizes.
@@ -480,7 +509,7 @@ impl Tensor {
             let [x, w_, h0v, c0v] = guards.each_ref().map(|g| g.as_ref().map(|(t, s)| elements::<T>(t, s)));
             let (out, gates) = forward_kernel::<T>(x.expect("gx"), w_.expect("w_hh"), h0v, c0v, d);
             drop(guards);
-            let gates = Tensor::from_storage(T::wrap(gates), &[d.g4(), d.tn()]);
+            let gates = Tensor::from_storage(T::wrap(gates), &[d.tn(), d.gp()]);
             Ok(Tensor::from_op(T::wrap(out), &[2, d.t, d.n, d.h], || Op::LstmSequence { gx, w_hh: w, h0, c0, gates }))
         })
     }
