@@ -1,7 +1,9 @@
 //! A single-row product (batch-1 inference) takes its own kernel, not `gemm`: its results must
 //! match the same row computed by `gemm` as part of a two-row product, for both layouts of the
 //! right operand (a transposed `[n, k]` weight and a row-major `[k, n]` matrix), with and without
-//! a bias, in f32 and f64, at sizes on either side of the threaded split.
+//! a bias, in f32 and f64, at sizes on either side of the threaded split. A product whose right
+//! operand is a transposed weight splits its output's columns over the threads instead of
+//! letting gemm split it; its results are checked against the definition.
 
 use jizen_tensor::{DType, Rng, Tensor};
 
@@ -66,4 +68,39 @@ fn a_single_row_of_a_strided_left_operand_still_multiplies_right() {
     let got = values(&col.matmul(&w).unwrap());
     let want = values(&col.contiguous().unwrap().matmul(&w).unwrap());
     assert!(rel_diff(&got, &want) < 1e-12);
+}
+
+/// Naive f64 product of `a` [m, k] and `b` [k, n], plus `bias` [n] if given.
+fn naive(a: &[f64], b: &[f64], bias: Option<&[f64]>, m: usize, k: usize, n: usize) -> Vec<f64> {
+    let mut out = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            out[i * n + j] = dot + bias.map_or(0.0, |b| b[j]);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_product_with_a_transposed_right_operand_split_by_columns_matches_the_definition() {
+    // Large enough that the output's columns are split over the threads (one gemm each), with
+    // column counts that split evenly and unevenly.
+    let mut rng = Rng::new(5);
+    for dtype in [DType::F32, DType::F64] {
+        let tol = if dtype == DType::F32 { 1e-5 } else { 1e-12 };
+        for (m, k, n) in [(70, 300, 130), (128, 784, 512), (9, 1000, 33)] {
+            let x = Tensor::randn(&[m, k], dtype, &mut rng);
+            let weight = Tensor::randn(&[n, k], dtype, &mut rng);
+            let bias = Tensor::randn(&[n], dtype, &mut rng);
+            let wt = values(&weight.t().unwrap().contiguous().unwrap()); // [k, n]
+            let (xv, bv) = (values(&x), values(&bias));
+            let got = values(&x.linear(&weight, Some(&bias)).unwrap());
+            let want = naive(&xv, &wt, Some(&bv), m, k, n);
+            assert!(rel_diff(&got, &want) < tol, "linear {dtype} {m}x{k}x{n}: {}", rel_diff(&got, &want));
+            let got = values(&x.matmul(&weight.t().unwrap()).unwrap());
+            let want = naive(&xv, &wt, None, m, k, n);
+            assert!(rel_diff(&got, &want) < tol, "matmul {dtype} {m}x{k}x{n}: {}", rel_diff(&got, &want));
+        }
+    }
 }

@@ -228,21 +228,22 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
     };
     let flops = m * n * k;
     let threads = num_threads();
-    let run = |i: usize, dst: *mut T, par: gemm::Parallelism| unsafe {
+    // Columns `cols` of product `i` into `dst` (that product's first element).
+    let run = |i: usize, dst: *mut T, cols: std::ops::Range<usize>, par: gemm::Parallelism| unsafe {
         let ao = batch_offset(la.strides(), la.offset(), i);
         let bo = batch_offset(lb.strides(), lb.offset(), i);
         gemm::gemm(
             m,
-            n,
+            cols.len(),
             k,
-            dst,
+            dst.add(cols.start),
             1,
             n as isize,
             read_dst,
             xa.as_ptr().add(ao),
             a_cs,
             a_rs,
-            xb.as_ptr().add(bo),
+            xb.as_ptr().offset(bo as isize + cols.start as isize * b_cs),
             b_cs,
             b_rs,
             if read_dst { T::one() } else { T::zero() },
@@ -258,7 +259,19 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
         pool().install(|| {
             out.par_chunks_mut(m * n)
                 .enumerate()
-                .for_each(|(i, c)| run(i, c.as_mut_ptr().cast::<T>(), gemm::Parallelism::None));
+                .for_each(|(i, c)| run(i, c.as_mut_ptr().cast::<T>(), 0..n, gemm::Parallelism::None));
+        });
+    } else if threads > 1 && nb == 1 && flops >= PAR_FLOPS && b_cs != 1 && n >= 32 {
+        // `b` not contiguous along n (a layer's weight, read transposed: `x @ wᵀ`): gemm would pack
+        // all of it on this thread before splitting the product, while the others wait. Split
+        // the output's columns instead, one single-threaded product per thread, each packing its
+        // own share of `b` (an `mlp` forward product: 469 → 368 µs at 2 threads).
+        let per = n.div_ceil(threads).next_multiple_of(16);
+        let base = SendPtr(out.as_mut_ptr().cast::<T>());
+        pool().install(|| {
+            (0..n.div_ceil(per))
+                .into_par_iter()
+                .for_each(|p| run(0, base.at(0), p * per..((p + 1) * per).min(n), gemm::Parallelism::None))
         });
     } else {
         let par =
@@ -266,7 +279,7 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
         let base = SendPtr(out.as_mut_ptr().cast::<T>());
         let go = || {
             for i in 0..nb {
-                run(i, base.at(i * m * n), par);
+                run(i, base.at(i * m * n), 0..n, par);
             }
         };
         if matches!(par, gemm::Parallelism::Rayon(_)) {
