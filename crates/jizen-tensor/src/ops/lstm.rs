@@ -189,17 +189,14 @@ fn forward_row<T: Float>(gates: &mut [T], c_prev: Option<&[T]>, c: &mut [T], h: 
 }
 
 /// One row of a backward step: from the row's activated gates (`[4H]`), `c_t`, `c_{t−1}`
-/// (`None`: zero), the output gradients `gh`, `gc` and the carried `dh_t` (all `[H]`), writes the
-/// row's `da` (`[4H]`) and replaces the carried `dc_t` by `dc_{t−1}`.
-#[allow(clippy::too_many_arguments)]
+/// (`None`: zero), the output gradients `∂h_t`, `∂c_t` and the carried `dh_t` (`[gh, gc, dh]`,
+/// all `[H]`), writes the row's `da` (`[4H]`) and replaces the carried `dc_t` by `dc_{t−1}`.
 #[inline(always)]
 fn backward_row<T: Float>(
     gates: &[T],
     c: &[T],
     c_prev: Option<&[T]>,
-    gh: &[T],
-    gc: &[T],
-    dh: &[T],
+    [gh, gc, dh]: [&[T]; 3],
     dc_carry: &mut [T],
     da: &mut [T],
 ) {
@@ -245,38 +242,34 @@ fn forward_step<T: Float>(gates: &mut [T], h: &mut [T], c: &mut [T], c0: Option<
     }
 }
 
-/// The elementwise half of backward step `t`: writes its rows of `da` (`[T·N, 4H]`) from the
-/// gates, `c` and the output gradients `gh`, `gc` (`[T·N, H]`) and the carried `dh` (`[N, Hp]`),
-/// and replaces the carried `dc` (`[N, H]`) by `dc_{t−1}`.
-#[allow(clippy::too_many_arguments)]
+/// What the backward pass reads: the activated gates (`[T·N, G]`), every step's `c`, the output
+/// gradients `gh` and `gc` (`[T·N, H]`) and `c₀` (`[N, H]`, or a zero state).
+#[derive(Clone, Copy)]
+struct Saved<'a, T> {
+    gates: &'a [T],
+    c: &'a [T],
+    c0: Option<&'a [T]>,
+    gh: &'a [T],
+    gc: &'a [T],
+}
+
+/// The elementwise half of backward step `t`: writes its rows of `da` (`[T·N, 4H]`) from `s` and
+/// the carried `dh` (`[N, Hp]`), and replaces the carried `dc` (`[N, H]`) by `dc_{t−1}`.
 #[inline(always)]
-fn backward_step<T: Float>(
-    gates: &[T],
-    c: &[T],
-    c0: Option<&[T]>,
-    gh: &[T],
-    gc: &[T],
-    dh: &[T],
-    dc: &mut [T],
-    da: &mut [T],
-    d: Dims,
-    t: usize,
-) {
+fn backward_step<T: Float>(s: Saved<'_, T>, dh: &[T], dc: &mut [T], da: &mut [T], d: Dims, t: usize) {
     let (n, hs, g4, gp, hp) = (d.n, d.h, d.g4(), d.gp(), d.hp());
     for r in 0..n {
         let row = (t * n + r) * hs..(t * n + r + 1) * hs;
         let prev = if t == 0 {
-            c0.map(|c0| &c0[r * hs..(r + 1) * hs])
+            s.c0.map(|c0| &c0[r * hs..(r + 1) * hs])
         } else {
-            Some(&c[row.start - n * hs..row.end - n * hs])
+            Some(&s.c[row.start - n * hs..row.end - n * hs])
         };
         backward_row(
-            &gates[(t * n + r) * gp..][..g4],
-            &c[row.clone()],
+            &s.gates[(t * n + r) * gp..][..g4],
+            &s.c[row.clone()],
             prev,
-            &gh[row.clone()],
-            &gc[row],
-            &dh[r * hp..r * hp + hs],
+            [&s.gh[row.clone()], &s.gc[row], &dh[r * hp..r * hp + hs]],
             &mut dc[r * hs..(r + 1) * hs],
             &mut da[(t * n + r) * g4..(t * n + r + 1) * g4],
         );
@@ -298,20 +291,8 @@ unsafe fn forward_step_avx512<T: Float>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_step_avx512<T: Float>(
-    gates: &[T],
-    c: &[T],
-    c0: Option<&[T]>,
-    gh: &[T],
-    gc: &[T],
-    dh: &[T],
-    dc: &mut [T],
-    da: &mut [T],
-    d: Dims,
-    t: usize,
-) {
-    backward_step(gates, c, c0, gh, gc, dh, dc, da, d, t)
+unsafe fn backward_step_avx512<T: Float>(s: Saved<'_, T>, dh: &[T], dc: &mut [T], da: &mut [T], d: Dims, t: usize) {
+    backward_step(s, dh, dc, da, d, t)
 }
 
 fn avx512() -> bool {
@@ -383,6 +364,7 @@ fn backward_kernel<T: Float + StorageElement>(
     let (n, hs, g4, hp, tn) = (d.n, d.h, d.g4(), d.hp(), d.tn());
     let (h, c) = out.split_at(tn * hs);
     let (gh, gc) = g.split_at(tn * hs);
+    let saved = Saved { gates, c, c0, gh, gc };
     let wp = padded_rows(w, hs, hp); // W_hh [4H, Hp]
     let mut da = zeroed::<T>(tn * g4); // [T·N, 4H]: each step writes its rows
     let mut dh = zeroed::<T>(n * hp); // [N, Hp]
@@ -394,10 +376,10 @@ fn backward_kernel<T: Float + StorageElement>(
                 // SAFETY: the CPU has AVX-512F.
                 #[cfg(target_arch = "x86_64")]
                 unsafe {
-                    backward_step_avx512(gates, c, c0, gh, gc, &dh, &mut dc, &mut da, d, t)
+                    backward_step_avx512(saved, &dh, &mut dc, &mut da, d, t)
                 }
             } else {
-                backward_step(gates, c, c0, gh, gc, &dh, &mut dc, &mut da, d, t)
+                backward_step(saved, &dh, &mut dc, &mut da, d, t)
             }
             if t > 0 || h0.is_some() {
                 // dh_{t−1} [N, Hp] = da_t [N, 4H] × W_hh [4H, Hp].
