@@ -17,8 +17,8 @@
 //! per step, each with its own backward rule) a step records about twenty tensors of `[N, 4H]`
 //! or `[N, H]`, and the backward pass computes `W_hh`'s gradient as `T` separate outer products
 //! `[4H, N] × [N, H]` added one by one. This primitive keeps the activated gates (`[T·N, 4H]`,
-//! rows padded to a multiple of 16) beside its output, and its backward pass walks the steps in reverse with one product per
-//! step (`dh_{t−1} = da_t W_hh`) and an elementwise pass:
+//! rows padded to a multiple of 16) beside its output, and its backward pass walks the steps in
+//! reverse with one product per step (`dh_{t−1} = da_t W_hh`) and an elementwise pass:
 //!
 //! ```text
 //! dh = ∂h_t + dh_t,   dc = ∂c_t + dc_t + dh·o·(1 − tanh²c_t)
