@@ -125,8 +125,8 @@ pub enum Op {
     /// A whole LSTM layer over a sequence (`ops/lstm.rs`): from the input projections `gx`
     /// `[T, N, 4H]`, the recurrent weight `w_hh` `[4H, H]` and optional initial states `[N, H]`,
     /// every step's `h` and `c` as `[2, T, N, H]`: a fused kernel for the per-step composite,
-    /// tested against it. `gates` keeps the activated gates, time-major `[T·N, G]` with `G` = 4H rounded up to a
-    /// multiple of 16 (a constant).
+    /// tested against it. `gates` keeps the activated gates, time-major `[T·N, G]` with `G` = 4H
+    /// rounded up to a multiple of 16 (a constant).
     LstmSequence {
         gx: Tensor,
         w_hh: Tensor,
