@@ -65,21 +65,10 @@ fn exp_loop<T: crate::Float>(src: &[T], dst: &mut [T]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp_loop_avx512<T: crate::Float>(src: &[T], dst: &mut [T]) {
-    exp_loop(src, dst)
-}
-
-/// `dst[i] = exp(src[i])`, compiled for AVX-512 when the CPU has it (16 lanes instead of the
-/// baseline's 4).
-pub fn exp_slice<T: crate::Float>(src: &[T], dst: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        return unsafe { exp_loop_avx512(src, dst) };
-    }
-    exp_loop(src, dst)
+crate::simd::multiversion! {
+    /// `dst[i] = exp(src[i])`, compiled for the widest vector extension the CPU has (16 or 8
+    /// lanes instead of the baseline's 4).
+    pub fn exp_slice<T: Float>(src: &[T], dst: &mut [T]) => exp_loop
 }
 
 #[inline(always)]
@@ -89,20 +78,9 @@ fn tanh_loop<T: crate::Float>(src: &[T], dst: &mut [T]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn tanh_loop_avx512<T: crate::Float>(src: &[T], dst: &mut [T]) {
-    tanh_loop(src, dst)
-}
-
-/// `dst[i] = tanh(src[i])`, compiled for AVX-512 when the CPU has it.
-pub fn tanh_slice<T: crate::Float>(src: &[T], dst: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        return unsafe { tanh_loop_avx512(src, dst) };
-    }
-    tanh_loop(src, dst)
+crate::simd::multiversion! {
+    /// `dst[i] = tanh(src[i])`, compiled for the widest vector extension the CPU has.
+    pub fn tanh_slice<T: Float>(src: &[T], dst: &mut [T]) => tanh_loop
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod ops_traits;
 pub mod parallel;
 pub mod rng;
 pub mod safetensors;
+pub mod simd;
 pub mod storage;
 mod tensor;
 

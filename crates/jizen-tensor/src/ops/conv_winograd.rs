@@ -299,7 +299,7 @@ impl Tiling {
         let Tiling { c, cout, th, tw, .. } = *self;
         let tc = m * th * tw; // tiles in the chunk: the products' column count
         let Scratch { img, v, prod, yt } = scr;
-        self.gather_tiles_dispatch(x, m, img, v);
+        gather_tiles_wide(self, x, m, img, v);
 
         // M_ξ [Cout, tc] = U_ξ [Cout, C] × V_ξ [C, tc], where U_ξ is column-major, V_ξ's
         // column t is v[t, ξ, ..] and M_ξ's column t is prod[t, ξ, ..]: every operand has unit
@@ -319,7 +319,7 @@ impl Tiling {
             }
         }
 
-        self.scatter_tiles_dispatch(prod, bias, m, out, yt);
+        scatter_tiles_wide(self, prod, bias, m, out, yt);
     }
 
     /// Writes into `du` [16, Cout, C] the transformed weight gradient of the `m` samples of `x`
@@ -338,8 +338,8 @@ impl Tiling {
         let Tiling { c, cout, th, tw, .. } = *self;
         let tc = m * th * tw;
         let Scratch { img, v, prod: dm, yt: gt } = scr;
-        self.gather_tiles_dispatch(x, m, img, v);
-        self.gather_grads_dispatch(gy, m, gt, dm);
+        gather_tiles_wide(self, x, m, img, v);
+        gather_grads_wide(self, gy, m, gt, dm);
         // dU_ξ [Cout, C] = dM_ξ [Cout, tc] × V_ξᵀ [tc, C]: dM_ξ's column t is dm[t, ξ, ..], V_ξᵀ's
         // row t is v[t, ξ, ..].
         for xi in 0..16 {
@@ -356,20 +356,6 @@ impl Tiling {
                 )
             }
         }
-    }
-
-    /// [`gather_grads`](Self::gather_grads), compiled for AVX-512F when the CPU has it.
-    fn gather_grads_dispatch<T: Float>(&self, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide<T: Float>(t: &Tiling, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) {
-                t.gather_grads(gy, m, gt, dm)
-            }
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { wide(self, gy, m, gt, dm) };
-        }
-        self.gather_grads(gy, m, gt, dm)
     }
 
     /// `dM = A dY Aᵀ` for every 2×2 gradient block of the `m` samples of `gy`, into `dm`
@@ -390,49 +376,6 @@ impl Tiling {
                 }
             }
         }
-    }
-
-    /// [`gather_tiles`](Self::gather_tiles) compiled for AVX-512F when the CPU has it (the
-    /// crate's baseline is SSE2, and the transforms are short vector loops across channels).
-    fn gather_tiles_dispatch<T: Float>(&self, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide<T: Float>(t: &Tiling, x: &[T], m: usize, img: &mut [T], v: &mut [T]) {
-                t.gather_tiles(x, m, img, v)
-            }
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { wide(self, x, m, img, v) };
-        }
-        self.gather_tiles(x, m, img, v)
-    }
-
-    /// [`scatter_tiles`](Self::scatter_tiles), compiled for AVX-512F when the CPU has it.
-    fn scatter_tiles_dispatch<T: Float>(
-        &self,
-        prod: &[T],
-        bias: Option<&[T]>,
-        m: usize,
-        out: &mut [MaybeUninit<T>],
-        yt: &mut [T],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            unsafe fn wide<T: Float>(
-                t: &Tiling,
-                prod: &[T],
-                bias: Option<&[T]>,
-                m: usize,
-                out: &mut [MaybeUninit<T>],
-                yt: &mut [T],
-            ) {
-                t.scatter_tiles(prod, bias, m, out, yt)
-            }
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { wide(self, prod, bias, m, out, yt) };
-        }
-        self.scatter_tiles(prod, bias, m, out, yt)
     }
 
     /// `V = Bᵀ d B` for every tile of the `m` samples of `x`, into `v` [tiles, 16, C], through
@@ -599,6 +542,29 @@ fn to_channels_last<T: Float>(xs: &[T], [c, h, wd]: [usize; 3], img: &mut [T], p
             }
         }
     }
+}
+
+// The tile transforms are short vector loops across channels; the crate's baseline is SSE2.
+crate::simd::multiversion! {
+    /// [`Tiling::gather_tiles`], compiled for the widest vector extension the CPU has.
+    fn gather_tiles_wide<T: Float>(t: &Tiling, x: &[T], m: usize, img: &mut [T], v: &mut [T]) => Tiling::gather_tiles
+}
+
+crate::simd::multiversion! {
+    /// [`Tiling::scatter_tiles`], compiled for the widest vector extension the CPU has.
+    fn scatter_tiles_wide<T: Float>(
+        t: &Tiling,
+        prod: &[T],
+        bias: Option<&[T]>,
+        m: usize,
+        out: &mut [MaybeUninit<T>],
+        yt: &mut [T],
+    ) => Tiling::scatter_tiles
+}
+
+crate::simd::multiversion! {
+    /// [`Tiling::gather_grads`], compiled for the widest vector extension the CPU has.
+    fn gather_grads_wide<T: Float>(t: &Tiling, gy: &[T], m: usize, gt: &mut [T], dm: &mut [T]) => Tiling::gather_grads
 }
 
 /// Whether the f32 AVX-512 versions of the copies and transforms apply: `T` is f32 and the CPU

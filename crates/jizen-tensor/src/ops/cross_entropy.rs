@@ -81,30 +81,21 @@ fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64,
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn forward_rows_avx512<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats: &mut [T]) {
-    forward_rows(x, y, eps, loss, stats)
+crate::simd::multiversion! {
+    /// [`forward_rows`], compiled for the widest vector extension the CPU has.
+    fn forward_rows_wide<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats: &mut [T]) => forward_rows
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_rows_avx512<T: Float>(
-    x: &[T],
-    y: &[usize],
-    stats: &[T],
-    g: &[T],
-    eps: f64,
-    dx: &mut [MaybeUninit<T>],
-) {
-    backward_rows(x, y, stats, g, eps, dx)
-}
-
-fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+crate::simd::multiversion! {
+    /// [`backward_rows`], compiled for the widest vector extension the CPU has.
+    fn backward_rows_wide<T: Float>(
+        x: &[T],
+        y: &[usize],
+        stats: &[T],
+        g: &[T],
+        eps: f64,
+        dx: &mut [MaybeUninit<T>],
+    ) => backward_rows
 }
 
 /// Rows per parallel task for `m` rows of `c` classes (0: run on this thread).
@@ -120,14 +111,7 @@ fn forward_kernel<T: Float>(x: &[T], y: &[usize], eps: f64) -> (Vec<T>, Vec<T>) 
     let m = y.len();
     let c = x.len() / m.max(1);
     let (mut loss, mut stats) = (vec![T::zero(); m], vec![T::zero(); 2 * m]);
-    let run = |x: &[T], y: &[usize], l: &mut [T], s: &mut [T]| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { forward_rows_avx512(x, y, eps, l, s) };
-        }
-        forward_rows(x, y, eps, l, s)
-    };
+    let run = |x: &[T], y: &[usize], l: &mut [T], s: &mut [T]| forward_rows_wide(x, y, eps, l, s);
     match rows_per_task(m, c) {
         0 if m > 0 => run(x, y, &mut loss, &mut stats),
         0 => {}
@@ -146,14 +130,7 @@ fn backward_kernel<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f6
     let m = y.len();
     let c = x.len() / m.max(1);
     let mut dx = uninit::<T>(x.len());
-    let run = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [MaybeUninit<T>]| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { backward_rows_avx512(x, y, s, g, eps, d) };
-        }
-        backward_rows(x, y, s, g, eps, d)
-    };
+    let run = |x: &[T], y: &[usize], s: &[T], g: &[T], d: &mut [MaybeUninit<T>]| backward_rows_wide(x, y, s, g, eps, d);
     match rows_per_task(m, c) {
         0 if m > 0 => run(x, y, stats, g, &mut dx),
         0 => {}

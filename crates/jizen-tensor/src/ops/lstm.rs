@@ -276,30 +276,14 @@ fn backward_step<T: Float>(s: Saved<'_, T>, dh: &[T], dc: &mut [T], da: &mut [T]
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn forward_step_avx512<T: Float>(
-    gates: &mut [T],
-    h: &mut [T],
-    c: &mut [T],
-    c0: Option<&[T]>,
-    d: Dims,
-    t: usize,
-) {
-    forward_step(gates, h, c, c0, d, t)
+crate::simd::multiversion! {
+    /// [`forward_step`], compiled for the widest vector extension the CPU has.
+    fn forward_step_wide<T: Float>(gates: &mut [T], h: &mut [T], c: &mut [T], c0: Option<&[T]>, d: Dims, t: usize) => forward_step
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_step_avx512<T: Float>(s: Saved<'_, T>, dh: &[T], dc: &mut [T], da: &mut [T], d: Dims, t: usize) {
-    backward_step(s, dh, dc, da, d, t)
-}
-
-fn avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx512f");
-    #[allow(unreachable_code)]
-    false
+crate::simd::multiversion! {
+    /// [`backward_step`], compiled for the widest vector extension the CPU has.
+    fn backward_step_wide<T: Float>(s: Saved<'_, T>, dh: &[T], dc: &mut [T], da: &mut [T], d: Dims, t: usize) => backward_step
 }
 
 /// `(out [2, T, N, H], gates [T·N, G])` from `gx` `[T, N, 4H]`.
@@ -315,7 +299,7 @@ fn forward_kernel<T: Float + StorageElement>(
     let mut gates = padded_rows(gx, g4, gp); // [T·N, G], a_t's rows
     let mut out = zeroed::<T>(2 * tn * hs);
     let (h, c) = out.split_at_mut(tn * hs);
-    let (par, wide) = (d.step_par(), avx512());
+    let par = d.step_par();
     in_pool(par, || {
         for t in 0..d.t {
             // a_t [N, G] += h_{t−1} [N, H] × W_hhᵀ [H, G], all row-major.
@@ -334,15 +318,7 @@ fn forward_kernel<T: Float + StorageElement>(
                     )
                 }
             }
-            if wide {
-                // SAFETY: the CPU has AVX-512F.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    forward_step_avx512(&mut gates, h, c, c0, d, t)
-                }
-            } else {
-                forward_step(&mut gates, h, c, c0, d, t)
-            }
+            forward_step_wide(&mut gates, h, c, c0, d, t);
         }
     });
     (out, gates)
@@ -369,18 +345,10 @@ fn backward_kernel<T: Float + StorageElement>(
     let mut da = zeroed::<T>(tn * g4); // [T·N, 4H]: each step writes its rows
     let mut dh = zeroed::<T>(n * hp); // [N, Hp]
     let mut dc = zeroed::<T>(n * hs); // [N, H]
-    let (par, wide) = (d.step_par(), avx512());
+    let par = d.step_par();
     in_pool(par, || {
         for t in (0..d.t).rev() {
-            if wide {
-                // SAFETY: the CPU has AVX-512F.
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    backward_step_avx512(saved, &dh, &mut dc, &mut da, d, t)
-                }
-            } else {
-                backward_step(saved, &dh, &mut dc, &mut da, d, t)
-            }
+            backward_step_wide(saved, &dh, &mut dc, &mut da, d, t);
             if t > 0 || h0.is_some() {
                 // dh_{t−1} [N, Hp] = da_t [N, 4H] × W_hh [4H, Hp].
                 // SAFETY: in bounds of da, wp and dh; no overlap.

@@ -83,13 +83,20 @@ fn row_times_matrix<T: Float>(a: &[T], b: &[T], (b_rs, b_cs): (usize, usize), ac
 /// the threads).
 fn dots<T: Float, const C: usize>(a: &[T], b: [&[T]; C]) -> [T; C] {
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == crate::DType::F32 && std::is_x86_feature_detected!("avx512f") {
+    if T::DTYPE == crate::DType::F32 {
+        use crate::simd::Isa;
         // SAFETY: T is f32 (checked by its dtype, so the casts only rename the type), and the
-        // CPU supports AVX-512F, checked just above.
+        // CPU has the extension of the kernel called (`isa` checked it).
         unsafe {
             let f = |s: &[T]| std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len());
-            let d = dots_f32_avx512(f(a), b.map(f));
-            return d.map(|v| T::from_f64(f64::from(v)));
+            let d = match crate::simd::isa() {
+                Isa::Avx512 => Some(dots_f32_avx512(f(a), b.map(f))),
+                Isa::Avx2 => Some(dots_f32_avx2(f(a), b.map(f))),
+                Isa::Base => None,
+            };
+            if let Some(d) = d {
+                return d.map(|v| T::from_f64(f64::from(v)));
+            }
         }
     }
     b.map(|col| dot(a, col))
@@ -129,9 +136,53 @@ unsafe fn dots_f32_avx512<const C: usize>(a: &[f32], b: [&[f32]; C]) -> [f32; C]
     acc.map(|v| _mm512_reduce_add_ps(v))
 }
 
-/// `Σ a[i] b[i]` in 64 independent lanes (four AVX-512 registers of f32), compiled for AVX-512
-/// when the CPU has it: one running sum would wait on each addition's latency.
+/// [`dots`] for f32 on AVX2 with FMA: one 8-lane fused multiply-add accumulator per column, the
+/// tail under a mask, a tree sum at the end.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dots_f32_avx2<const C: usize>(a: &[f32], b: [&[f32]; C]) -> [f32; C] {
+    use std::arch::x86_64::*;
+    let k = a.len();
+    assert!(b.iter().all(|col| col.len() == k), "dots: columns of different lengths");
+    let body = k / 8 * 8;
+    let mut acc = [_mm256_setzero_ps(); C];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 8 <= body <= k, the length of `a` and of every column.
+        unsafe {
+            let x = _mm256_loadu_ps(a.as_ptr().add(i));
+            for c in 0..C {
+                acc[c] = _mm256_fmadd_ps(x, _mm256_loadu_ps(b[c].as_ptr().add(i)), acc[c]);
+            }
+        }
+        i += 8;
+    }
+    if body < k {
+        // Lane l is loaded when its mask element is negative: l < k - body.
+        let left = (k - body) as i32;
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        // SAFETY: the masked loads read only the k - body < 8 values left.
+        unsafe {
+            let x = _mm256_maskload_ps(a.as_ptr().add(body), mask);
+            for c in 0..C {
+                acc[c] = _mm256_fmadd_ps(x, _mm256_maskload_ps(b[c].as_ptr().add(body), mask), acc[c]);
+            }
+        }
+    }
+    acc.map(|v| {
+        // (lanes 0–3 + 4–7), then pairs, then the last two.
+        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<0b01>(d, d)))
+    })
+}
+
+/// `Σ a[i] b[i]` in 64 independent lanes (four AVX-512 registers of f32), compiled for the
+/// widest vector extension the CPU has: one running sum would wait on each addition's latency.
 fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    crate::simd::multiversion! {
+        fn wide<T: Float>(a: &[T], b: &[T]) -> T => lanes
+    }
     #[inline(always)]
     fn lanes<T: Float>(a: &[T], b: &[T]) -> T {
         const L: usize = 64;
@@ -157,17 +208,7 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
         }
         acc[0] + s
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn lanes_avx512<T: Float>(a: &[T], b: &[T]) -> T {
-        lanes(a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        return unsafe { lanes_avx512(a, b) };
-    }
-    lanes(a, b)
+    wide(a, b)
 }
 
 /// Batched product of `a` [batch.., m, k] and `b` [batch.., k, n] with identical batch dims;

@@ -16,20 +16,9 @@ use crate::parallel::{pool, worth_parallel};
 use crate::storage::{assume_init, fill_uninit, uninit, StorageElement};
 use crate::Tensor;
 
-/// Log-softmax of one row, compiled for AVX-512 when the CPU has it.
-fn row<T: Float>(x: &[T], out: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU supports AVX-512F, checked just above.
-        return unsafe { row_avx512(x, out) };
-    }
-    row_body(x, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn row_avx512<T: Float>(x: &[T], out: &mut [T]) {
-    row_body(x, out)
+crate::simd::multiversion! {
+    /// Log-softmax of one row, compiled for the widest vector extension the CPU has.
+    fn row<T: Float>(x: &[T], out: &mut [T]) => row_body
 }
 
 #[inline(always)]
