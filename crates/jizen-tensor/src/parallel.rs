@@ -75,7 +75,12 @@ pub(crate) fn worth_parallel(n: usize) -> bool {
 /// unmapping large blocks) and fault it in again, zero page by zero page, on the next step; on a
 /// convolution step that was a third of the time. Raising the trim and mmap thresholds keeps the
 /// memory in the process for reuse. Process-wide, once; `JIZEN_KEEP_FREED_MEMORY=0` opts out.
+/// Freed packing buffers of the products are also kept for the next request of their size
+/// ([`crate::alloc::keep_freed_blocks`]; `JIZEN_KEEP_FREED_BLOCKS=0` opts out of that alone).
 fn keep_freed_memory() {
+    if !std::env::var("JIZEN_KEEP_FREED_BLOCKS").is_ok_and(|v| v.trim() == "0") {
+        crate::alloc::keep_freed_blocks(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         if std::env::var("JIZEN_KEEP_FREED_MEMORY").is_ok_and(|v| v.trim() == "0") {
