@@ -248,7 +248,7 @@ def summarize(rounds, args):
             text, m = cell(meds)
             row[side] = {"status": status, "rounds_used": len(good), "rounds": n, "medians": meds,
                          "median": m, "text": text, "peak_rss_mib": max(rss) if rss else None,
-                         "errors": errors}
+                         "errors": errors, "isa": next((g.get("isa") for g in good if g.get("isa")), None)}
             if good:
                 row[side]["version"] = good[0].get("version")
                 row[side]["extra"] = {k: v for k, v in good[0].items() if k in ("grad_mode", "loader", "blas")}
@@ -287,8 +287,9 @@ def report(rows, suspects, args, exe_note):
     for s in suspects:
         print(s)
     tv = next((r["torch"].get("version") for r in rows if r.get("torch", {}).get("version")), "?")
-    print(f"\njizen ({exe_note}) vs torch {tv} at {args.threads} thread(s), "
-          f"{args.rounds} round(s)" + ("  [--quick: numbers are meaningless]" if args.quick else ""))
+    isa = next((r["jizen"]["isa"] for r in rows if r.get("jizen", {}).get("isa")), None)
+    print(f"\njizen ({exe_note}{', kernels: ' + isa if isa else ''}) vs torch {tv} at {args.threads} "
+          f"thread(s), {args.rounds} round(s)" + ("  [--quick: numbers are meaningless]" if args.quick else ""))
     print("ratio = jizen/torch for times (ms, us), torch/jizen for GFLOP/s: below 1 means jizen is "
           "better.\nCells: median over rounds [min-max]; RSS: peak MiB, largest over rounds; rounds used: "
           "jizen, torch (and NumPy for gemm), suspect runs excluded unless kept.")

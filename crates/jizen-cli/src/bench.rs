@@ -1,7 +1,8 @@
 //! `jizen bench WORKLOAD`: a training step (forward, backward, optimizer update) on synthetic
 //! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed; one JSON line with
-//! the median, p10 and p90, the peak resident memory and the threads. The PyTorch twin is
-//! `scripts/bench/torch_workloads.py`; `scripts/bench/compare_workloads.py` runs both.
+//! the median, p10 and p90, the peak resident memory, the threads and the vector extension the
+//! kernels ran with. The PyTorch twin is `scripts/bench/torch_workloads.py`;
+//! `scripts/bench/compare_workloads.py` runs both.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -242,6 +243,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "samples": samples.len(),
         "peak_rss_mib": peak_rss_mib(),
         "threads": jizen_tensor::num_threads(),
+        // The vector extension jizen's own loops ran with ("avx512", "avx2" or "base").
+        "isa": format!("{:?}", jizen_tensor::simd::isa()).to_lowercase(),
     });
     println!("{json}");
     Ok(())

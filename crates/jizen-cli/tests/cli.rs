@@ -319,6 +319,7 @@ fn bench_quick_prints_one_json_line_per_workload() {
         assert_eq!(v["threads"], 2);
         assert!(v["median"].as_f64().unwrap() > 0.0 && v["p10"].as_f64() <= v["p90"].as_f64());
         assert!(v["peak_rss_mib"].as_f64().unwrap() > 0.0);
+        assert!(["avx512", "avx2", "base"].contains(&v["isa"].as_str().unwrap()), "{v}");
     }
 }
 
