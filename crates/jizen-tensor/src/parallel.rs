@@ -79,7 +79,7 @@ pub(crate) fn worth_parallel(n: usize) -> bool {
 /// ([`crate::alloc::keep_freed_blocks`]; `JIZEN_KEEP_FREED_BLOCKS=0` opts out of that alone).
 fn keep_freed_memory() {
     if !std::env::var("JIZEN_KEEP_FREED_BLOCKS").is_ok_and(|v| v.trim() == "0") {
-        crate::alloc::keep_freed_blocks(true);
+        crate::alloc::keep_freed_blocks();
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
