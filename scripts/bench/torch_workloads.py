@@ -33,8 +33,9 @@ Workloads (a training step is zero_grad, forward, cross-entropy, backward, optim
               positions, clip_grad_norm_(5), SGD lr 1.0; tokens [35, 20] uniform in 0..10000;
               ms/step (jizen's side may not exist yet)
 
-Counts: 10 warm-up then 50 timed samples (--quick: 2 and 5) for mlp, cnn, infer, gemm, lstm.
-Each sample is timed with time.perf_counter. median / p10 / p90 use jizen's nearest-rank rule
+Counts: 10 warm-up then 50 timed samples (--quick: 2 and 5) for mlp, cnn, infer, gemm, lstm;
+--warmup N and --steps N change them (for epoch-* too), and --series adds every timed sample in
+the order taken, as `jizen bench` does. Each sample is timed with time.perf_counter. median / p10 / p90 use jizen's nearest-rank rule
 (index round-half-up(q * (n - 1)) of the sorted samples).
 
 Threads: --threads N, else $JIZEN_THREADS, else every core this process may run on. Before torch
@@ -76,6 +77,12 @@ def parse_args(argv=None):
                    help="intra-op threads (default: $JIZEN_THREADS, else all cores)")
     p.add_argument("--quick", action="store_true",
                    help="2 warm-up and 5 timed steps, 1 epoch: checks that it runs, not a measurement")
+    p.add_argument("--warmup", type=int, default=None, metavar="N",
+                   help="untimed samples first (default 10; epochs 0; --quick 2), as jizen bench --warmup")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="timed samples (default 50; epochs 3; --quick 5, epochs 1), as jizen bench --steps")
+    p.add_argument("--series", action="store_true",
+                   help="also print every timed sample in the order taken (\"series\")")
     p.add_argument("--no-grad", action="store_true",
                    help="infer: torch.no_grad() instead of torch.inference_mode()")
     p.add_argument("--loader", choices=["per-sample", "batched"], default="per-sample",
@@ -86,6 +93,10 @@ def parse_args(argv=None):
         a.threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
     if a.threads < 1:
         p.error("--threads must be positive")
+    if a.steps is not None and a.steps < 1:
+        p.error("--steps must be at least 1")
+    if a.warmup is not None and a.warmup < 0:
+        p.error("--warmup must not be negative")
     return a
 
 
@@ -206,7 +217,7 @@ def bench_gemm_numpy(np, warmup, timed):
     return "GFLOP/s", gflops(ms), {"blas": numpy_blas()}
 
 
-def bench_epoch(torch, name, epochs, loader_kind):
+def bench_epoch(torch, name, warmup, epochs, loader_kind):
     from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
     cnn_ = name == "epoch-cnn"
@@ -234,14 +245,14 @@ def bench_epoch(torch, name, epochs, loader_kind):
     model, opt = make_model(torch, "cnn" if cnn_ else "mlp")
     F = torch.nn.functional
     out = []
-    for _ in range(epochs):
+    for _ in range(warmup + epochs):
         t = time.perf_counter()
         for x, y in loader:
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
         out.append((time.perf_counter() - t) * 1e3)
-    return "ms/epoch", out, {"loader": f"DataLoader num_workers=0, {loader_kind}"}
+    return "ms/epoch", out[warmup:], {"loader": f"DataLoader num_workers=0, {loader_kind}"}
 
 
 def bench_lstm(torch, warmup, timed):
@@ -287,8 +298,13 @@ def main(argv=None):
         sys.exit(f"torch_workloads.py: {e}; run scripts/fixtures/setup-env.sh and use the python it "
                  "prints (the venv at ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv})")
     torch.set_num_threads(args.threads)
-    warmup, timed = (2, 5) if args.quick else (10, 50)
     w = args.workload
+    if w.startswith("epoch-"):
+        warmup, timed = (0, 1) if args.quick else (0, 3)
+    else:
+        warmup, timed = (2, 5) if args.quick else (10, 50)
+    warmup = warmup if args.warmup is None else args.warmup
+    timed = timed if args.steps is None else args.steps
     framework, version = "torch", torch.__version__.split("+")[0]
     if w in ("mlp", "cnn"):
         unit, samples, extra = bench_step(torch, w, warmup, timed)
@@ -300,7 +316,7 @@ def main(argv=None):
         framework, version, w = "numpy", np.__version__, "gemm"
         unit, samples, extra = bench_gemm_numpy(np, warmup, timed)
     elif w in ("epoch-mlp", "epoch-cnn"):
-        unit, samples, extra = bench_epoch(torch, w, 1 if args.quick else 3, args.loader)
+        unit, samples, extra = bench_epoch(torch, w, warmup, timed, args.loader)
     else:
         unit, samples, extra = bench_lstm(torch, warmup, timed)
     s = sorted(samples)
@@ -317,6 +333,8 @@ def main(argv=None):
         "version": version,
     }
     rec.update(extra)
+    if args.series:
+        rec["series"] = samples
     print(json.dumps(rec), flush=True)
 
 

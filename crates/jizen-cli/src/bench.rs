@@ -43,6 +43,16 @@ pub struct BenchArgs {
     /// 2 warm-up and 5 timed steps (to check that the benchmark runs, not to measure).
     #[arg(long)]
     quick: bool,
+    /// Untimed samples before the timed ones (default 10; epochs: 0; with --quick 2).
+    #[arg(long, value_name = "N")]
+    warmup: Option<usize>,
+    /// Timed samples: steps, calls, products or epochs (default 50; epochs: 3; with --quick 5,
+    /// epochs 1).
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Also print every timed sample, in the order taken (`"series"`), to see warm-up or drift.
+    #[arg(long)]
+    series: bool,
     /// `lstm` only: embedding and hidden size (200: PTB small; 650: the medium configuration).
     #[arg(long, default_value_t = 200)]
     hidden: usize,
@@ -140,7 +150,17 @@ fn epoch(model: &Model, opt: &mut dyn Optimizer, data: Arc<dyn Dataset>, batch: 
 
 /// `jizen bench`.
 pub fn run(a: &BenchArgs) -> Result<()> {
-    let (warmup, timed) = if a.quick { (2, 5) } else { (10, 50) };
+    let epochs = matches!(a.workload, Workload::EpochMlp | Workload::EpochCnn);
+    let (warmup, timed) = match (a.quick, epochs) {
+        (true, false) => (2, 5),
+        (false, false) => (10, 50),
+        (true, true) => (0, 1),
+        (false, true) => (0, 3),
+    };
+    let (warmup, timed) = (a.warmup.unwrap_or(warmup), a.steps.unwrap_or(timed));
+    if timed == 0 {
+        return Err("--steps must be at least 1".into());
+    }
     if a.hidden != 200 && a.workload != Workload::Lstm {
         return Err("--hidden applies to the lstm workload only".into());
     }
@@ -223,17 +243,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let (model, batch) = if cnn { (cnn_model()?, 64) } else { (mlp_model()?, 128) };
             let mut opt: Box<dyn Optimizer> = if cnn { Box::new(adam(&model)) } else { Box::new(sgd(&model)) };
             let data: Arc<dyn Dataset> = if cnn { Arc::new(Transformed::new(set, Compose::new(), 0)) } else { set };
-            let rounds = if a.quick { 1 } else { 3 };
+            for _ in 0..warmup {
+                epoch(&model, opt.as_mut(), data.clone(), batch)?;
+            }
             let mut v = Vec::new();
-            for _ in 0..rounds {
+            for _ in 0..timed {
                 v.push(epoch(&model, opt.as_mut(), data.clone(), batch)?);
             }
             (if cnn { "epoch-cnn" } else { "epoch-mlp" }, "ms/epoch", v)
         }
     };
+    let series = samples.clone();
     let (median, p10, p90) = percentiles(&mut samples);
     let name = if a.hidden != 200 { format!("{name}-{}", a.hidden) } else { name.to_string() };
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "workload": name,
         "framework": "jizen",
         "unit": unit,
@@ -246,6 +269,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         // The vector extension jizen's own loops ran with ("avx512", "avx2" or "base").
         "isa": format!("{:?}", jizen_tensor::simd::isa()).to_lowercase(),
     });
+    if a.series {
+        json["series"] = serde_json::json!(series);
+    }
     println!("{json}");
     Ok(())
 }

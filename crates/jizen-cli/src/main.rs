@@ -117,9 +117,11 @@ enum Command {
     Ml(ml::MlArgs),
     /// Time a training step (or inference call, sgemm, epoch) on synthetic data; one JSON line.
     #[command(
-        after_help = "Examples:\n  jizen bench mlp\n  JIZEN_THREADS=2 jizen bench cnn\n  jizen bench lstm\n  jizen bench gemm --quick\n\n\
+        after_help = "Examples:\n  jizen bench mlp\n  JIZEN_THREADS=2 jizen bench cnn\n  jizen bench lstm\n  jizen bench gemm --quick\n  \
+        jizen bench mlp --warmup 100 --steps 300 --series\n\n\
         Steps: 10 warm-up, then 50 timed (median, p10, p90 in ms); infer: µs per call; gemm: GFLOP/s;\n\
         epoch-*: one epoch over 60,000 MNIST-shaped examples, loading included (3 epochs timed).\n\
+        --warmup and --steps change the counts; --series adds every timed sample, in order.\n\
         scripts/bench/compare_workloads.py runs these against PyTorch and prints the ratios."
     )]
     Bench(bench::BenchArgs),

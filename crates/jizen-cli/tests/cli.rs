@@ -324,6 +324,28 @@ fn bench_quick_prints_one_json_line_per_workload() {
 }
 
 #[test]
+fn bench_counts_can_be_set_and_the_series_printed_in_order() {
+    let o = run(&["bench", "infer", "--warmup", "1", "--steps", "7", "--series"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert_eq!(v["samples"], 7);
+    let series: Vec<f64> = v["series"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(series.len(), 7);
+    // The median is one of the samples (nearest rank), and the series is not sorted for it.
+    let mut sorted = series.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(v["median"].as_f64().unwrap(), sorted[3]);
+    assert!(series.iter().all(|&x| x > 0.0));
+    // Without --series the line has no series; a count of 0 timed samples is refused.
+    let o = run(&["bench", "infer", "--quick"]);
+    let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
+    assert!(v.get("series").is_none(), "{v}");
+    let o = run(&["bench", "infer", "--steps", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--steps must be at least 1"), "{}", stderr(&o));
+}
+
+#[test]
 fn lm_train_and_sample_on_a_tiny_character_corpus() {
     let dir = tmp("lm-corpus");
     std::fs::create_dir_all(&dir).unwrap();
