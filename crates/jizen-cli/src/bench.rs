@@ -1,7 +1,7 @@
 //! `jizen bench WORKLOAD`: a training step (forward, backward, optimizer update) on synthetic
-//! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed; one JSON line with
-//! the median, p10 and p90, the peak resident memory, the threads and the vector extension the
-//! kernels ran with. The PyTorch twin is `scripts/bench/torch_workloads.py`;
+//! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed (`--warmup`,
+//! `--steps`); one JSON line with the median, p10 and p90, the peak resident memory, the threads
+//! and the vector extension the kernels ran with, and with `--series` every timed sample. The PyTorch twin is `scripts/bench/torch_workloads.py`;
 //! `scripts/bench/compare_workloads.py` runs both.
 
 use std::sync::Arc;
