@@ -35,8 +35,8 @@ Workloads (a training step is zero_grad, forward, cross-entropy, backward, optim
 
 Counts: 10 warm-up then 50 timed samples (--quick: 2 and 5) for mlp, cnn, infer, gemm, lstm;
 --warmup N and --steps N change them (for epoch-* too), and --series adds every timed sample in
-the order taken, as `jizen bench` does. Each sample is timed with time.perf_counter. median / p10 / p90 use jizen's nearest-rank rule
-(index round-half-up(q * (n - 1)) of the sorted samples).
+the order taken, as `jizen bench` does. Each sample is timed with time.perf_counter. median /
+p10 / p90 use jizen's nearest-rank rule (index round-half-up(q * (n - 1)) of the sorted samples).
 
 Threads: --threads N, else $JIZEN_THREADS, else every core this process may run on. Before torch
 and NumPy are imported OMP_NUM_THREADS / MKL_NUM_THREADS / OPENBLAS_NUM_THREADS are set to N, and

@@ -1,8 +1,9 @@
 //! `jizen bench WORKLOAD`: a training step (forward, backward, optimizer update) on synthetic
 //! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed (`--warmup`,
 //! `--steps`); one JSON line with the median, p10 and p90, the peak resident memory, the threads
-//! and the vector extension the kernels ran with, and with `--series` every timed sample. The PyTorch twin is `scripts/bench/torch_workloads.py`;
-//! `scripts/bench/compare_workloads.py` runs both.
+//! and the vector extension the kernels ran with, and with `--series` every timed sample. The
+//! PyTorch twin is `scripts/bench/torch_workloads.py`; `scripts/bench/compare_workloads.py` runs
+//! both.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -253,7 +254,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             (if cnn { "epoch-cnn" } else { "epoch-mlp" }, "ms/epoch", v)
         }
     };
-    let series = samples.clone();
+    let series = a.series.then(|| samples.clone());
     let (median, p10, p90) = percentiles(&mut samples);
     let name = if a.hidden != 200 { format!("{name}-{}", a.hidden) } else { name.to_string() };
     let mut json = serde_json::json!({
@@ -269,7 +270,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         // The vector extension jizen's own loops ran with ("avx512", "avx2" or "base").
         "isa": format!("{:?}", jizen_tensor::simd::isa()).to_lowercase(),
     });
-    if a.series {
+    if let Some(series) = series {
         json["series"] = serde_json::json!(series);
     }
     println!("{json}");

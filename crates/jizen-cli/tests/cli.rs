@@ -331,7 +331,7 @@ fn bench_counts_can_be_set_and_the_series_printed_in_order() {
     assert_eq!(v["samples"], 7);
     let series: Vec<f64> = v["series"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert_eq!(series.len(), 7);
-    // The median is one of the samples (nearest rank), and the series is not sorted for it.
+    // The median is the middle of the sorted series (nearest rank over 7 samples).
     let mut sorted = series.clone();
     sorted.sort_by(f64::total_cmp);
     assert_eq!(v["median"].as_f64().unwrap(), sorted[3]);
