@@ -27,7 +27,10 @@ What it does:
      with the min-max over rounds); torch's (same); the ratio of the two medians, jizen/torch for
      times and torch/jizen for GFLOP/s, so that below 1 always means jizen is better; the peak
      RSS of each (MiB, the largest over the rounds used); how many rounds each side contributed;
-     and the issue's target with met / not met:
+     the issue's target with met / not met; and under the table each round's pair of medians with
+     the round trip of a cache line between two threads that `jizen bench` measured before and
+     after its run (a 2-core virtual machine's cores can sit near each other on the host or far
+     apart, and the round trip tells which, see BENCHMARKS.md). The targets:
         mlp, cnn, lstm   step-time ratio <= 0.8
         infer            latency ratio <= 0.3
         gemm             jizen's GFLOP/s >= 0.9 x the best of torch.mm and NumPy
@@ -182,6 +185,8 @@ def run_one(cmd, env, args, label):
     if err and out["status"] == "ok":
         sys.stderr.write(err + "\n")  # whatever the benchmark said besides its JSON, for the record
     msg = out["result"]["median"] if out["status"] == "ok" else out.get("error", "")
+    if out["status"] == "ok" and out["result"].get("core_to_core_ns"):
+        msg = f"{msg} (core-to-core {out['result']['core_to_core_ns']} ns)"
     log(f"  {label}: {out['status']} {msg} | {acct}")
     return out
 
@@ -252,6 +257,15 @@ def summarize(rounds, args):
             if good:
                 row[side]["version"] = good[0].get("version")
                 row[side]["extra"] = {k: v for k, v in good[0].items() if k in ("grad_mode", "loader", "blas")}
+        # Round by round: (jizen's median, torch's, jizen's core-to-core round trips, excluded).
+        row["per_round"] = []
+        for rnd in rounds:
+            sides = rnd.get(w, {})
+            jr, tr = sides.get("jizen", {}), sides.get("torch", {})
+            if jr.get("status") == "ok" and tr.get("status") == "ok":
+                out = not keep and (jr["acct"]["suspect"] or tr["acct"]["suspect"])
+                row["per_round"].append((jr["result"]["median"], tr["result"]["median"],
+                                         jr["result"].get("core_to_core_ns"), out))
         j, t = row.get("jizen", {}).get("median"), row.get("torch", {}).get("median")
         rate = row.get("unit") in RATE_UNITS
         row["ratio"] = (t / j if rate else j / t) if j and t else None
@@ -331,6 +345,14 @@ def report(rows, suspects, args, exe_note):
                      for k in ("jizen", "torch", "numpy") if r.get(k, {}).get("median")]
             if parts:
                 print(f"\nsgemm 1024^3 GFLOP/s (medians): {', '.join(parts)}")
+    c2c = lambda v: "/".join("-" if x is None else f"{x:.0f}" for x in v) if v else "-"
+    lines = [f"  {r['workload']}: " + ", ".join(
+        f"{fmt(j)}/{fmt(t)} ({c2c(c)} ns){' excluded' if out else ''}" for j, t, c, out in r["per_round"])
+        for r in rows if r.get("per_round")]
+    if lines:
+        print("\nround by round, jizen/torch (jizen's core-to-core round trip before/after its run; "
+              "on the 2-core KVM machine about 50-70 ns with its cores near each other, several "
+              "times that far apart):\n" + "\n".join(lines))
     notes = []
     for r in rows:
         ex = r.get("torch", {}).get("extra", {})

@@ -1,7 +1,8 @@
 //! `jizen bench WORKLOAD`: a training step (forward, backward, optimizer update) on synthetic
 //! data of the right shape, f32, fixed seeds; 10 warm-up steps, then 50 timed (`--warmup`,
-//! `--steps`); one JSON line with the median, p10 and p90, the peak resident memory, the threads
-//! and the vector extension the kernels ran with, and with `--series` every timed sample. The
+//! `--steps`); one JSON line with the median, p10 and p90, the peak resident memory, the threads,
+//! the vector extension the kernels ran with and the cores' round-trip latency before and after
+//! the timed samples, and with `--series` every timed sample. The
 //! PyTorch twin is `scripts/bench/torch_workloads.py`; `scripts/bench/compare_workloads.py` runs
 //! both.
 
@@ -72,6 +73,68 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// The median time, in nanoseconds, for two threads to pass a cache line to each other and back
+/// (three runs of 10,000 round trips), or `None` with fewer than 2 CPUs or when a round trip
+/// stalls (threads sharing a core).
+///
+/// The threads are not pinned: they land where the benchmark's own busy threads land. On this
+/// project's 2-core KVM machine a round trip took about 120 ns in some periods and 450–520 ns
+/// in others (the two virtual cores placed near each other on the host or far apart), and the
+/// `mlp` step at 2 threads ran about 20% slower in the far periods, PyTorch's about 5%. A
+/// benchmark reports it before and after its timed steps so that each run says which it met.
+fn core_to_core_ns() -> Option<f64> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return None;
+    }
+    #[repr(align(128))]
+    struct Line(AtomicU64);
+    const TRIPS: u64 = 10_000;
+    const RUNS: u64 = 3;
+    let line = Line(AtomicU64::new(0));
+    let gave_up = AtomicBool::new(false);
+    // Waits until the line holds `v`; false when that took over 0.2 s or the other side gave up.
+    let wait_for = |v: u64| {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while line.0.load(Acquire) != v {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(4096) && (gave_up.load(Relaxed) || start.elapsed().as_millis() > 200) {
+                gave_up.store(true, Relaxed);
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        true
+    };
+    let mut times = Vec::new();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..TRIPS * RUNS {
+                if !wait_for(2 * i + 1) {
+                    return;
+                }
+                line.0.store(2 * i + 2, Release);
+            }
+        });
+        for run in 0..RUNS {
+            let t = Instant::now();
+            for i in run * TRIPS..(run + 1) * TRIPS {
+                line.0.store(2 * i + 1, Release);
+                if !wait_for(2 * i + 2) {
+                    return;
+                }
+            }
+            times.push(t.elapsed().as_nanos() as f64 / TRIPS as f64);
+        }
+    });
+    if gave_up.load(Relaxed) || times.len() < RUNS as usize {
+        return None;
+    }
+    times.sort_by(f64::total_cmp);
+    Some(times[times.len() / 2])
 }
 
 /// Runs one step on jizen's pool, as the trainer does (`parallel::on_pool`).
@@ -168,6 +231,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.hidden == 0 {
         return Err("--hidden must be positive".into());
     }
+    let c2c_before = core_to_core_ns();
     let mut rng = Rng::new(0);
     let labels = |n: usize, rng: &mut Rng| -> Result<Tensor> {
         Ok(Tensor::from_vec((0..n).map(|_| rng.below(10) as i64).collect::<Vec<_>>(), &[n])?)
@@ -254,6 +318,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             (if cnn { "epoch-cnn" } else { "epoch-mlp" }, "ms/epoch", v)
         }
     };
+    let c2c_after = core_to_core_ns();
     let series = a.series.then(|| samples.clone());
     let (median, p10, p90) = percentiles(&mut samples);
     let name = if a.hidden != 200 { format!("{name}-{}", a.hidden) } else { name.to_string() };
@@ -269,6 +334,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "threads": jizen_tensor::num_threads(),
         // The vector extension jizen's own loops ran with ("avx512", "avx2" or "base").
         "isa": format!("{:?}", jizen_tensor::simd::isa()).to_lowercase(),
+        // Two threads' round trip through one cache line, before and after the timed samples
+        // (null with one CPU): which placement of the cores this run met.
+        "core_to_core_ns": [c2c_before.map(|v| v.round()), c2c_after.map(|v| v.round())],
     });
     if let Some(series) = series {
         json["series"] = serde_json::json!(series);

@@ -336,6 +336,11 @@ fn bench_counts_can_be_set_and_the_series_printed_in_order() {
     sorted.sort_by(f64::total_cmp);
     assert_eq!(v["median"].as_f64().unwrap(), sorted[3]);
     assert!(series.iter().all(|&x| x > 0.0));
+    // The cores' round trip before and after: a positive time each, or null where it could not
+    // be measured (one CPU, or threads stalled by other work on the cores).
+    let c2c = v["core_to_core_ns"].as_array().unwrap();
+    assert_eq!(c2c.len(), 2, "{v}");
+    assert!(c2c.iter().all(|x| x.is_null() || x.as_f64().is_some_and(|ns| ns > 0.0 && ns < 1e6)), "{v}");
     // Without --series the line has no series; a count of 0 timed samples is refused.
     let o = run(&["bench", "infer", "--quick"]);
     let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).unwrap();
