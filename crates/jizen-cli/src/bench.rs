@@ -80,10 +80,10 @@ fn peak_rss_mib() -> Option<f64> {
 /// stalls (threads sharing a core).
 ///
 /// The threads are not pinned: they land where the benchmark's own busy threads land. On this
-/// project's 2-core KVM machine a round trip took about 120 ns in some periods and 450–520 ns
-/// in others (the two virtual cores placed near each other on the host or far apart), and the
-/// `mlp` step at 2 threads ran about 20% slower in the far periods, PyTorch's about 5%. A
-/// benchmark reports it before and after its timed steps so that each run says which it met.
+/// project's 2-core KVM machine a round trip took 50–75 ns in some periods and 420–560 ns in
+/// others (the two virtual cores placed near each other on the host or far apart), and the
+/// `mlp` step at 2 threads ran about 20% slower in the far periods (BENCHMARKS.md). A benchmark
+/// reports it before and after its timed steps so that each run says which it met.
 fn core_to_core_ns() -> Option<f64> {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
     if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
@@ -231,6 +231,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.hidden == 0 {
         return Err("--hidden must be positive".into());
     }
+    // The pool first: starting it sets the allocator to one arena for all threads, which only
+    // holds for threads started after it (the probe's thread, started first, gave the workers
+    // an arena of their own and raised `lstm`'s peak from 132 to 262 MiB).
+    jizen_tensor::num_threads();
     let c2c_before = core_to_core_ns();
     let mut rng = Rng::new(0);
     let labels = |n: usize, rng: &mut Rng| -> Result<Tensor> {
