@@ -80,8 +80,9 @@ fn peak_rss_mib() -> Option<f64> {
 /// stalls (threads sharing a core).
 ///
 /// The threads are not pinned: they land where the benchmark's own busy threads land. On this
-/// project's 2-core KVM machine a round trip took 50–75 ns in some periods and 420–560 ns in
-/// others (the two virtual cores placed near each other on the host or far apart), and the
+/// project's 2-core KVM machine a round trip took 31–116 ns (mostly 48–76) in some periods and
+/// 386–560 ns in others (the two virtual cores placed near each other on the host or far apart:
+/// 192 readings from this probe on 2026-12-05), and the
 /// `mlp` step at 2 threads ran about 20% slower in the far periods (BENCHMARKS.md). A benchmark
 /// reports it before and after its timed steps so that each run says which it met.
 fn core_to_core_ns() -> Option<f64> {
@@ -130,7 +131,8 @@ fn core_to_core_ns() -> Option<f64> {
             times.push(t.elapsed().as_nanos() as f64 / TRIPS as f64);
         }
     });
-    if gave_up.load(Relaxed) || times.len() < RUNS as usize {
+    // The measuring side returns early only after `wait_for` has set `gave_up`.
+    if gave_up.load(Relaxed) {
         return None;
     }
     times.sort_by(f64::total_cmp);
