@@ -4,6 +4,7 @@
   python3 scripts/bench/compare_workloads.py                       # 3 rounds at 2 threads
   python3 scripts/bench/compare_workloads.py --workloads mlp,cnn,lstm --rounds 5 --json /tmp/w.json
   python3 scripts/bench/compare_workloads.py --quick               # one fast round: proves the pipeline
+  python3 scripts/bench/compare_workloads.py --rounds 3 --fast-rounds 11   # 11 rounds of mlp, infer, gemm
 
 What it does:
   1. builds the CLI once (`cargo build --release -p jizen-cli`), copies <target>/release/jizen to a
@@ -15,7 +16,11 @@ What it does:
      for gemm the torch side also runs `torch_workloads.py gemm-numpy` (NumPy's a @ b) right after
      torch, with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (as compare_kernels.py does) so that
      NumPy uses the best kernels its OpenBLAS has for this CPU; each run prints one JSON line
-     (median, p10, p90, peak RSS) which is kept;
+     (median, p10, p90, peak RSS) which is kept; with --fast-rounds F (more than --rounds), the
+     rounds after the --rounds-th run only mlp, infer and gemm, whose runs take seconds: their
+     medians then rest on F rounds, the others' on --rounds (a 2-core virtual machine's speed
+     changes every few seconds to minutes, and a run of those three samples well under a second
+     of it, so three rounds of them can land in three different states);
   3. before each run waits (at most --max-wait seconds) until the 1-minute load average is below
      --load-threshold (the load average remembers our own previous run, so a wait after a long
      benchmark typically lasts ~1.5 min: a full run of the 6 default workloads takes about an
@@ -27,9 +32,10 @@ What it does:
      with the min-max over rounds); torch's (same); the ratio of the two medians, jizen/torch for
      times and torch/jizen for GFLOP/s, so that below 1 always means jizen is better; the peak
      RSS of each (MiB, the largest over the rounds used); how many rounds each side contributed;
-     the issue's target with met / not met; and under the table each round's pair of medians with
-     the round trip of a cache line between two threads that `jizen bench` measured before and
-     after its run (a 2-core virtual machine's cores can sit near each other on the host or far
+     the issue's target with met / not met; and under the table each round's pair of medians, how
+     many rounds met the target on their own (for gemm against the better of that round's torch
+     and NumPy), and the round trip of a cache line between two threads that `jizen bench`
+     measured before and after its run (a 2-core virtual machine's cores can sit near each other on the host or far
      apart, and the round trip tells which, see BENCHMARKS.md). The targets:
         mlp, cnn, lstm   step-time ratio <= 0.8
         infer            latency ratio <= 0.3
@@ -74,6 +80,7 @@ from benchlib import REPO, cell, fmt  # noqa: E402
 PROG = "compare_workloads.py"
 TORCH_SCRIPT = REPO / "scripts" / "bench" / "torch_workloads.py"
 KNOWN = ["mlp", "cnn", "infer", "gemm", "epoch-mlp", "epoch-cnn", "lstm"]
+FAST = ("mlp", "infer", "gemm")  # runs of seconds: --fast-rounds applies to these
 DEFAULT = "mlp,cnn,infer,gemm,epoch-mlp,epoch-cnn"
 RATE_UNITS = ("GFLOP/s",)  # higher is better: the ratio is torch/jizen
 # The issue's targets: workload -> (text, bound on the ratio column); gemm is judged separately.
@@ -94,6 +101,8 @@ def parse_args(argv=None):
                    help=f"comma-separated, from {','.join(KNOWN)} (default {DEFAULT})")
     p.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
     p.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    p.add_argument("--fast-rounds", type=int, default=None, metavar="F",
+                   help=f"rounds for {', '.join(FAST)} (default: --rounds; at least --rounds)")
     p.add_argument("--quick", action="store_true",
                    help="one round, --quick on both sides; numbers are meaningless")
     p.add_argument("--python", help="python with torch and numpy (see the module docstring)")
@@ -113,7 +122,12 @@ def parse_args(argv=None):
         p.error(f"unknown workload(s) {unknown}; choose from {','.join(KNOWN)}")
     if a.threads < 1 or a.rounds < 1:
         p.error("--threads and --rounds must be positive")
-    return benchlib.apply_quick(a)
+    a = benchlib.apply_quick(a)
+    if a.fast_rounds is None or a.quick:
+        a.fast_rounds = a.rounds
+    if a.fast_rounds < a.rounds:
+        p.error(f"--fast-rounds ({a.fast_rounds}) must be at least --rounds ({a.rounds})")
+    return a
 
 
 # ------------------------------------------------------------------------- jizen binary
@@ -281,8 +295,30 @@ def summarize(rounds, args):
                 row["gemm_share_of_best"] = j / best
                 met = j / best >= GEMM_SHARE
         row["target"], row["met"] = target, met
+        row["rounds_met"] = rounds_met(w, rounds, keep)
         rows.append(row)
     return rows, suspects
+
+
+def rounds_met(w, rounds, keep):
+    """(rounds whose own pair of medians meets the target, rounds with a clean pair), or None
+    for a workload without a target."""
+    met = n = 0
+    for rnd in rounds:
+        sides = rnd.get(w, {})
+        ok = {k: r["result"]["median"] for k, r in sides.items()
+              if r.get("status") == "ok" and (keep or not r["acct"]["suspect"])}
+        if "jizen" not in ok or "torch" not in ok:
+            continue
+        if w in TARGETS:
+            good = ok["jizen"] / ok["torch"] <= TARGETS[w][1]
+        elif w == "gemm":
+            good = ok["jizen"] >= GEMM_SHARE * max(ok["torch"], ok.get("numpy", 0))
+        else:
+            return None
+        n += 1
+        met += good
+    return met, n
 
 
 def rounds_used(row):
@@ -303,7 +339,10 @@ def report(rows, suspects, args, exe_note):
     tv = next((r["torch"].get("version") for r in rows if r.get("torch", {}).get("version")), "?")
     isa = next((r["jizen"]["isa"] for r in rows if r.get("jizen", {}).get("isa")), None)
     print(f"\njizen ({exe_note}{', kernels: ' + isa if isa else ''}) vs torch {tv} at {args.threads} "
-          f"thread(s), {args.rounds} round(s)" + ("  [--quick: numbers are meaningless]" if args.quick else ""))
+          f"thread(s), {args.rounds} round(s)"
+          + (f" ({args.fast_rounds} for {', '.join(w for w in FAST if w in args.workloads)})"
+             if args.fast_rounds > args.rounds and any(w in FAST for w in args.workloads) else "")
+          + ("  [--quick: numbers are meaningless]" if args.quick else ""))
     print("ratio = jizen/torch for times (ms, us), torch/jizen for GFLOP/s: below 1 means jizen is "
           "better.\nCells: median over rounds [min-max]; RSS: peak MiB, largest over rounds; rounds used: "
           "jizen, torch (and NumPy for gemm), suspect runs excluded unless kept.")
@@ -346,7 +385,9 @@ def report(rows, suspects, args, exe_note):
             if parts:
                 print(f"\nsgemm 1024^3 GFLOP/s (medians): {', '.join(parts)}")
     c2c = lambda v: "/".join("-" if x is None else f"{x:.0f}" for x in v) if v else "-"
-    lines = [f"  {r['workload']}: " + ", ".join(
+    met = lambda r: (f" (target met in {r['rounds_met'][0]} of {r['rounds_met'][1]} rounds)"
+                     if r.get("rounds_met") else "")
+    lines = [f"  {r['workload']}{met(r)}: " + ", ".join(
         f"{fmt(j)}/{fmt(t)} ({c2c(c)} ns){' excluded' if out else ''}" for j, t, c, out in r["per_round"])
         for r in rows if r.get("per_round")]
     if lines:
@@ -382,11 +423,14 @@ def main(argv=None):
             f"torch python: {python}")
         missing = set(w for w in args.workloads if known is not None and w not in known)
         rounds = []
-        for r in range(args.rounds):
-            log(f"round {r + 1}/{args.rounds}")
+        for r in range(args.fast_rounds):
+            workloads = [w for w in args.workloads if r < args.rounds or w in FAST]
+            if not workloads:
+                break
+            log(f"round {r + 1}/{args.fast_rounds}" + ("" if r < args.rounds else f" ({', '.join(workloads)})"))
             order = ("jizen", "torch") if r % 2 == 0 else ("torch", "jizen")
             rnd = {}
-            for w in args.workloads:
+            for w in workloads:
                 rec = {}
                 for side in order:
                     if side == "jizen":
@@ -406,6 +450,7 @@ def main(argv=None):
         rows, suspects = summarize(rounds, args)
         if args.json:
             args.json.write_text(json.dumps({"threads": args.threads, "quick": args.quick,
+                                             "fast_rounds": args.fast_rounds,
                                              "workloads": args.workloads, "rounds": rounds,
                                              "summary": rows}, indent=1))
         report(rows, suspects, args, "target/release/jizen, built once")
