@@ -35,8 +35,8 @@ What it does:
      the issue's target with met / not met; and under the table each round's pair of medians, how
      many rounds met the target on their own (for gemm against the better of that round's torch
      and NumPy), and the round trip of a cache line between two threads that `jizen bench`
-     measured before and after its run (a 2-core virtual machine's cores can sit near each other on the host or far
-     apart, and the round trip tells which, see BENCHMARKS.md). The targets:
+     measured before and after its run (a 2-core virtual machine's cores can sit near each other
+     on the host or far apart, and the round trip tells which, see BENCHMARKS.md). The targets:
         mlp, cnn, lstm   step-time ratio <= 0.8
         infer            latency ratio <= 0.3
         gemm             jizen's GFLOP/s >= 0.9 x the best of torch.mm and NumPy
@@ -283,42 +283,42 @@ def summarize(rounds, args):
         j, t = row.get("jizen", {}).get("median"), row.get("torch", {}).get("median")
         rate = row.get("unit") in RATE_UNITS
         row["ratio"] = (t / j if rate else j / t) if j and t else None
-        target, met = "none given", None
+        target = "none given"
+        n = row.get("numpy", {}).get("median")
         if w in TARGETS:
-            target, bound = TARGETS[w]
-            met = None if row["ratio"] is None else row["ratio"] <= bound
+            target = TARGETS[w][0]
         elif w == "gemm":
             target = f"jizen >= {GEMM_SHARE}x best(torch, NumPy)"
-            n = row.get("numpy", {}).get("median")
             best = max([v for v in (t, n) if v] or [0])
             if j and best:
                 row["gemm_share_of_best"] = j / best
-                met = j / best >= GEMM_SHARE
-        row["target"], row["met"] = target, met
+        row["target"], row["met"] = target, meets(w, j, t, n)
         row["rounds_met"] = rounds_met(w, rounds, keep)
         rows.append(row)
     return rows, suspects
 
 
+def meets(w, j, t, numpy=None):
+    """Whether jizen's `j` meets workload `w`'s target against torch's `t` (and, for gemm,
+    NumPy's); None without a target or a value to judge."""
+    if w in TARGETS:
+        return j / t <= TARGETS[w][1] if j and t else None
+    if w == "gemm":
+        best = max([v for v in (t, numpy) if v] or [0])
+        return j / best >= GEMM_SHARE if j and best else None
+    return None
+
+
 def rounds_met(w, rounds, keep):
-    """(rounds whose own pair of medians meets the target, rounds with a clean pair), or None
-    for a workload without a target."""
-    met = n = 0
+    """(rounds whose own pair of medians meets the target, rounds judged), or None when no
+    round could be judged (no target, or no clean pair)."""
+    verdicts = []
     for rnd in rounds:
-        sides = rnd.get(w, {})
-        ok = {k: r["result"]["median"] for k, r in sides.items()
+        ok = {k: r["result"]["median"] for k, r in rnd.get(w, {}).items()
               if r.get("status") == "ok" and (keep or not r["acct"]["suspect"])}
-        if "jizen" not in ok or "torch" not in ok:
-            continue
-        if w in TARGETS:
-            good = ok["jizen"] / ok["torch"] <= TARGETS[w][1]
-        elif w == "gemm":
-            good = ok["jizen"] >= GEMM_SHARE * max(ok["torch"], ok.get("numpy", 0))
-        else:
-            return None
-        n += 1
-        met += good
-    return met, n
+        verdicts.append(meets(w, ok.get("jizen"), ok.get("torch"), ok.get("numpy")))
+    judged = [v for v in verdicts if v is not None]
+    return (sum(judged), len(judged)) if judged else None
 
 
 def rounds_used(row):
