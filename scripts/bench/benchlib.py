@@ -10,6 +10,8 @@ Used by compare_kernels.py (criterion kernels against torch_kernels.py) and comp
   loadavg1()                  the 1-minute load average (/proc/loadavg)
   busy_seconds()              CPU seconds the whole machine spent busy (/proc/stat)
   own_cpu_seconds()           CPU seconds of this process and its finished children
+  preemptions()               involuntary context switches of the same (`preempted` in a run's
+                              accounting: a clue to a slow run, not a reason to reject it)
   wait_until_quiet(...)       waits (bounded) for the load average to fall below a threshold
   run_accounted(...)          waits for a quiet machine, runs a command, and says how much CPU
                               other processes used meanwhile (`suspect` when above a limit)
@@ -104,6 +106,16 @@ def own_cpu_seconds():
     return t.user + t.system + c.ru_utime + c.ru_stime
 
 
+def preemptions():
+    """How many times the threads of this process and its finished children were taken off a CPU
+    while they could still run (involuntary context switches). Not a reason to reject a run, a
+    clue to a slow one: threads that share a CPU, with each other or with another task, take
+    turns on it and count many; a run slowed by the host (its virtual CPUs running slower, with
+    no steal time counted) counts no more than a quiet one."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_nivcsw)
+
+
 def wait_until_quiet(threshold, max_wait, log):
     """Waits until the 1-min load average is below `threshold`, at most `max_wait` seconds.
 
@@ -130,7 +142,7 @@ def run_accounted(cmd, env, args, log, capture_stderr=False, timeout=None):
     accounting dict); the caller judges the exit status. A run that exceeds `timeout` seconds is
     killed and reported with returncode None."""
     la, waited = wait_until_quiet(args.load_threshold, args.max_wait, log)
-    b0, o0, w0 = busy_seconds(), own_cpu_seconds(), time.monotonic()
+    b0, o0, w0, p0 = busy_seconds(), own_cpu_seconds(), time.monotonic(), preemptions()
     try:
         proc = subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE if capture_stderr else None, text=True,
@@ -139,7 +151,7 @@ def run_accounted(cmd, env, args, log, capture_stderr=False, timeout=None):
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
         proc = subprocess.CompletedProcess(cmd, None, out, err + f"\ntimed out after {timeout} s")
-    b1, o1, w1 = busy_seconds(), own_cpu_seconds(), time.monotonic()
+    b1, o1, w1, p1 = busy_seconds(), own_cpu_seconds(), time.monotonic(), preemptions()
     wall = w1 - w0
     other = max(0.0, (b1 - b0) - (o1 - o0))
     acct = {
@@ -149,6 +161,7 @@ def run_accounted(cmd, env, args, log, capture_stderr=False, timeout=None):
         "own_cpu_s": round(o1 - o0, 2),
         "other_cpu_s": round(other, 2),
         "other_cores": round(other / wall, 3) if wall > 0 else 0.0,
+        "preempted": p1 - p0,
     }
     acct["suspect"] = acct["other_cores"] > args.max_other_cpu
     return proc, acct
