@@ -19,6 +19,9 @@
 //!
 //! Not yet wired into `Tensor::matmul`; x86-64 with AVX2 and FMA only.
 
+#[global_allocator]
+static ALLOC: jizen_tensor::AlignedAlloc = jizen_tensor::AlignedAlloc;
+
 fn main() {
     #[cfg(target_arch = "x86_64")]
     x86::main();
