@@ -63,9 +63,6 @@ mod x86 {
         (v, off)
     }
 
-    /// C (m×n, row-major, row stride ldc) = A (m×k, row stride lda) · B (k×n, row stride ldb),
-    /// overwriting C. Computed as Cᵀ = Bᵀ·Aᵀ so that gemm's kernels write columns of Cᵀ (rows of C)
-    /// contiguously.
     /// Runs `work` once per thread slot: on the calling pool thread and as jobs the others may take;
     /// a job no other thread took in time is run by the caller (and finds nothing left to do).
     fn run_all(threads: usize, work: &(dyn Fn() + Sync)) {
@@ -77,6 +74,9 @@ mod x86 {
         });
     }
 
+    /// C (m×n, row-major, row stride ldc) = A (m×k, row stride lda) · B (k×n, row stride ldb),
+    /// overwriting C. Computed as Cᵀ = Bᵀ·Aᵀ so that gemm's kernels write columns of Cᵀ (rows of C)
+    /// contiguously.
     #[allow(clippy::too_many_arguments)] // a BLAS-shaped call: sizes, and a pointer and row stride per matrix
     unsafe fn driver(
         mc: usize,
