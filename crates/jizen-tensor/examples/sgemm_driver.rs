@@ -1,7 +1,8 @@
-//! A prototype of a sgemm driver for large products on jizen's threads: `b`'s depth block is
-//! packed once into gemm's panel layout, shared by all threads, and blocks of rows of `a` are
-//! handed out from a counter to whichever thread is free, each packed by the thread that takes
-//! it and multiplied with gemm's own AVX2 microkernels (`gemm-f32`) and packing routines
+//! A prototype of a sgemm driver for large products on jizen's threads. As gemm does, it
+//! computes a row-major product as its transpose (cᵀ = bᵀaᵀ): `a`'s depth block is packed once
+//! into gemm's panel layout, shared by all threads, and blocks of columns of `b` are handed out
+//! from a counter to whichever thread is free, each packed by the thread that takes it and
+//! multiplied with gemm's own AVX2 microkernels (`gemm-f32`) and packing routines
 //! (`gemm-common`). gemm's own two-thread split gives each thread a fixed half of every product,
 //! so a product waits for the slower core; on this project's noisy 2-vCPU machine one vCPU has
 //! run at two thirds of its speed for whole runs (BENCHMARKS.md, 2026-12-05, 18:00).
@@ -11,7 +12,7 @@
 //!
 //! ```text
 //! cargo run --release -p jizen-tensor --example sgemm_driver
-//! ROUNDS=10 MC=128 JIZEN_THREADS=2 ...   rounds, rows per block, threads
+//! ROUNDS=10 MC=128 JIZEN_THREADS=2 ...   rounds, columns of b per block, threads
 //! PIN=1 ...                               pool thread i pinned to CPU i, to slow one CPU down
 //!                                         on purpose (a busy loop pinned to it): `taskset -c 1
 //!                                         sh -c 'while :; do :; done' &`
@@ -51,17 +52,12 @@ mod x86 {
         }
     }
 
+    // Packing buffers, kept between products. The engine's allocator (`AlignedAlloc`, above)
+    // starts each on a cache line.
     thread_local! {
-        static LBUF: std::cell::RefCell<(Vec<f32>, usize)> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+        static LBUF: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    static RBUF: std::sync::Mutex<(Vec<f32>, usize)> = std::sync::Mutex::new((Vec::new(), 0));
-
-    /// 64-byte aligned zeroed buffer of `len` floats (returned with its backing Vec).
-    fn aligned(len: usize) -> (Vec<f32>, usize) {
-        let v = vec![0f32; len + 16];
-        let off = (64 - (v.as_ptr() as usize % 64)) % 64 / 4;
-        (v, off)
-    }
+    static RBUF: std::sync::Mutex<Vec<f32>> = std::sync::Mutex::new(Vec::new());
 
     /// Runs `work` once per thread slot: on the calling pool thread and as jobs the others may take;
     /// a job no other thread took in time is run by the caller (and finds nothing left to do).
@@ -100,11 +96,11 @@ mod x86 {
         let k_iter = k.div_ceil(512);
         let kc = k.div_ceil(k_iter);
         let panels = rn.div_ceil(NR);
-        let mut rguard = RBUF.lock().unwrap();
-        if rguard.0.len() < kc * panels * NR + 16 {
-            *rguard = aligned(kc * panels * NR);
+        let mut rbuf = RBUF.lock().unwrap();
+        if rbuf.len() < kc * panels * NR {
+            *rbuf = vec![0.0; kc * panels * NR];
         }
-        let packed_r = P(rguard.0.as_mut_ptr().add(rguard.1));
+        let packed_r = P(rbuf.as_mut_ptr());
         let threads = rayon::current_num_threads();
         let blocks = lm.div_ceil(mc);
         let mut depth = 0;
@@ -139,10 +135,10 @@ mod x86 {
                 let pl = LBUF
                     .with(|l| {
                         let mut l = l.borrow_mut();
-                        if l.0.len() < kc * mc.next_multiple_of(MR) + 16 {
-                            *l = aligned(kc * mc.next_multiple_of(MR));
+                        if l.len() < kc * mc.next_multiple_of(MR) {
+                            *l = vec![0.0; kc * mc.next_multiple_of(MR)];
                         }
-                        P(l.0.as_mut_ptr().add(l.1))
+                        P(l.as_mut_ptr())
                     })
                     .at();
                 loop {
@@ -196,7 +192,6 @@ mod x86 {
             });
             depth += kk;
         }
-        drop(rguard);
     }
 
     pub fn main() {
@@ -229,7 +224,8 @@ mod x86 {
             let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..k * n).map(|_| rnd()).collect();
             let mut c = vec![f32::NAN; m * n];
-            unsafe { driver(mc, m, n, k, c.as_mut_ptr(), n, a.as_ptr(), k, b.as_ptr(), n) };
+            let cp = P(c.as_mut_ptr());
+            pool.install(|| unsafe { driver(mc, m, n, k, cp.at(), n, a.as_ptr(), k, b.as_ptr(), n) });
             let mut worst = 0f64;
             for i in 0..m {
                 for j in 0..n {
@@ -244,51 +240,50 @@ mod x86 {
         let a: Vec<f32> = (0..s * s).map(|_| rnd()).collect();
         let b: Vec<f32> = (0..s * s).map(|_| rnd()).collect();
         let mut c = vec![0f32; s * s];
+        let cp = P(c.as_mut_ptr());
         let flops = 2.0 * (s as f64).powi(3);
-        let time = |which: u8, c: &mut Vec<f32>| -> f64 {
+        // Median GFLOP/s of 50 products after 10 untimed ones.
+        let time = |product: &dyn Fn()| -> f64 {
             let mut v = Vec::new();
             for it in 0..60 {
                 let t = Instant::now();
-                unsafe {
-                    if which == 0 {
-                        pool.install(|| {
-                            gemm::gemm(
-                                s,
-                                s,
-                                s,
-                                c.as_mut_ptr(),
-                                1,
-                                s as isize,
-                                false,
-                                a.as_ptr(),
-                                1,
-                                s as isize,
-                                b.as_ptr(),
-                                1,
-                                s as isize,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                gemm::Parallelism::Rayon(threads),
-                            )
-                        });
-                    } else {
-                        let cp = P(c.as_mut_ptr());
-                        pool.install(|| driver(mc, s, s, s, cp.at(), s, a.as_ptr(), s, b.as_ptr(), s));
-                    }
-                }
+                product();
                 if it >= 10 {
                     v.push(flops / t.elapsed().as_secs_f64() / 1e9);
                 }
             }
-            v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+            v.sort_by(|x, y| x.total_cmp(y));
             v[v.len() / 2]
         };
+        let split = || {
+            pool.install(|| unsafe {
+                gemm::gemm(
+                    s,
+                    s,
+                    s,
+                    cp.at(),
+                    1,
+                    s as isize,
+                    false,
+                    a.as_ptr(),
+                    1,
+                    s as isize,
+                    b.as_ptr(),
+                    1,
+                    s as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(threads),
+                )
+            })
+        };
+        let ours = || pool.install(|| unsafe { driver(mc, s, s, s, cp.at(), s, a.as_ptr(), s, b.as_ptr(), s) });
         for _ in 0..rounds {
-            let g = time(0, &mut c);
-            let d = time(1, &mut c);
+            let g = time(&split);
+            let d = time(&ours);
             println!("gemm split {g:.1}  driver {d:.1} GFLOP/s");
         }
     }
