@@ -3,7 +3,8 @@
 //! right operand (a transposed `[n, k]` weight and a row-major `[k, n]` matrix), with and without
 //! a bias, in f32 and f64, at sizes on either side of the threaded split. A product whose right
 //! operand is a transposed weight splits its output's columns over the threads instead of
-//! letting gemm split it; its results are checked against the definition.
+//! letting gemm split it; its results are checked against the definition. Large f32 products,
+//! which may take jizen's own sgemm driver, are checked against the same products in f64.
 
 use jizen_tensor::{DType, Rng, Tensor};
 
@@ -103,4 +104,39 @@ fn a_product_with_a_transposed_right_operand_split_by_columns_matches_the_defini
             assert!(rel_diff(&got, &want) < tol, "matmul {dtype} {m}x{k}x{n}: {}", rel_diff(&got, &want));
         }
     }
+}
+
+/// Large f32 products (at least 2^26 multiply-adds) go through jizen's own sgemm driver on a
+/// machine with AVX2 (not AVX-512) and several threads, gemm's split elsewhere: either way they
+/// must agree with the same product computed in f64, for a row-major and a transposed right
+/// operand, batched, and accumulated onto a bias (`linear` with a weight whose transpose is
+/// contiguous).
+#[test]
+fn large_f32_products_match_float64() {
+    let mut rng = Rng::new(11);
+    let (m, k, n) = (128, 1040, 512);
+    let f64_of = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+    let check = |what: &str, got: Tensor, want: Tensor| {
+        let d = rel_diff(&values(&got), &values(&want));
+        assert!(d < 1e-5, "{what}: relative difference {d}");
+    };
+    let a = Tensor::randn(&[m, k], DType::F32, &mut rng);
+    let b = Tensor::randn(&[k, n], DType::F32, &mut rng);
+    check("row-major", a.matmul(&b).unwrap(), f64_of(&a).matmul(&f64_of(&b)).unwrap());
+
+    let bt = Tensor::randn(&[n, k], DType::F32, &mut rng).transpose(0, 1).unwrap();
+    check("transposed rhs", a.matmul(&bt).unwrap(), f64_of(&a).matmul(&f64_of(&bt)).unwrap());
+
+    let a2 = Tensor::randn(&[2, m, k], DType::F32, &mut rng);
+    let b2 = Tensor::randn(&[2, k, n], DType::F32, &mut rng);
+    check("batched", a2.matmul(&b2).unwrap(), f64_of(&a2).matmul(&f64_of(&b2)).unwrap());
+
+    // weight [n, k] as a view of a [k, n] matrix: linear reads its transpose, which is contiguous.
+    let w = Tensor::randn(&[k, n], DType::F32, &mut rng).transpose(0, 1).unwrap();
+    let bias = Tensor::randn(&[n], DType::F32, &mut rng);
+    check(
+        "linear with bias",
+        a.linear(&w, Some(&bias)).unwrap(),
+        f64_of(&a).linear(&f64_of(&w), Some(&f64_of(&bias))).unwrap(),
+    );
 }

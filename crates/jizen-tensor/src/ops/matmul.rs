@@ -315,9 +315,39 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
                 .for_each(|p| run(0, base.at(0), p * per..((p + 1) * per).min(n), gemm::Parallelism::None))
         });
     } else {
+        let base = SendPtr(out.as_mut_ptr().cast::<T>());
+        // A large f32 product on an AVX2 machine goes through jizen's own driver when it applies
+        // (ops/sgemm.rs): its threads share the work dynamically. Whether it applies depends only
+        // on sizes and strides, the same for every product of the batch.
+        let driven = |i: usize| {
+            T::DTYPE == crate::DType::F32 && flops >= super::sgemm::DRIVER_FLOPS && {
+                let ao = batch_offset(la.strides(), la.offset(), i);
+                let bo = batch_offset(lb.strides(), lb.offset(), i);
+                // SAFETY: T is f32 (its dtype says so), the offsets and strides address the
+                // operands' storage as for gemm below, and product i's output is `m × n` at
+                // `i·m·n`, written by nobody else.
+                unsafe {
+                    super::sgemm::try_sgemm(
+                        m,
+                        n,
+                        k,
+                        base.at(i * m * n).cast::<f32>(),
+                        n,
+                        xa.as_ptr().add(ao).cast::<f32>(),
+                        (a_rs as usize, a_cs as usize),
+                        xb.as_ptr().add(bo).cast::<f32>(),
+                        (b_rs as usize, b_cs as usize),
+                        read_dst,
+                    )
+                }
+            }
+        };
+        if (0..nb).all(driven) {
+            // SAFETY: as below; the driver wrote every element.
+            return unsafe { crate::storage::assume_init(out) };
+        }
         let par =
             if threads > 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-        let base = SendPtr(out.as_mut_ptr().cast::<T>());
         let go = || {
             for i in 0..nb {
                 run(i, base.at(i * m * n), 0..n, par);

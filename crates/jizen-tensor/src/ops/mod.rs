@@ -11,6 +11,7 @@ pub mod matmul;
 pub mod movement;
 pub mod norm;
 pub mod reduce;
+mod sgemm;
 pub mod softmax;
 pub mod unary;
 

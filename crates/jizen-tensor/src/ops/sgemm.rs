@@ -1,0 +1,334 @@
+//! Large f32 products on AVX2 machines with several threads: a driver around gemm's own
+//! microkernels (`gemm-f32`) and packing routine (`gemm-common`) whose threads take their work
+//! from a counter instead of being handed fixed halves.
+//!
+//! gemm splits a product over its threads once, evenly, so a product ends when the slowest
+//! thread's share does. On a machine with virtual CPUs, one of them can run at two thirds of its
+//! speed for whole seconds while the host serves someone else (BENCHMARKS.md, "where a slow
+//! sgemm call's time goes"); the fast thread then waits. Here each thread claims blocks of
+//! output columns from an atomic counter until none are left, blocks that shrink as the end
+//! nears (guided scheduling), so a slowed thread simply takes fewer of them.
+//!
+//! Like gemm, the driver computes the row-major product `C = A·B` as its transpose,
+//! `Cᵀ = Bᵀ·Aᵀ`, so that the microkernels write short runs of `C`'s rows: the "left" operand
+//! `L = Bᵀ` (`n × k`) is packed by the thread that claims a block of its rows, one depth block
+//! (`KC`) at a time, into gemm's panel layout; the "right" operand `R = Aᵀ` is read where it lies,
+//! as gemm reads it, which needs `A`'s rows contiguous. The blocking follows gemm's for this
+//! machine class: a packed block of `L` (`MC × KC`, 256 KiB) stays in the core's L2 cache while
+//! every 6-column panel of `R` passes through the L1.
+//!
+//! `JIZEN_SGEMM=gemm` turns the driver off (every product then goes through gemm's split), for
+//! comparisons and as a way out should it misbehave.
+
+/// Products with fewer multiply-adds than this keep gemm's split: a small product is over
+/// before the vCPUs' speeds can drift apart, and gemm handles its many shapes well.
+pub(super) const DRIVER_FLOPS: usize = 1 << 26;
+
+/// Whether the driver may be used at all: `JIZEN_SGEMM` is not `gemm` (read once).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("JIZEN_SGEMM").map_or(true, |v| v.trim() != "gemm"))
+}
+
+/// `C = A·B`, or `C += A·B` when `accumulate`, for row-major `C` (`m × n`, row stride `c_rs`,
+/// elements contiguous along a row), `A` (`m × k`, row stride `a_rs`, contiguous along a row) and
+/// `B` (`k × n` at any non-negative strides), on jizen's pool. Returns `false`, having touched
+/// nothing, where the driver does not apply; the caller then uses gemm. It applies on x86-64
+/// with AVX2 and FMA but not AVX-512 (gemm has wider kernels for that), with two threads or more,
+/// to products of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least
+/// `2 · threads · MC` columns (fewer would make few, unequal blocks, each reading all of `A`),
+/// `A` contiguous along its rows, unless `JIZEN_SGEMM=gemm`. An LSTM decoder's input gradient
+/// (`[700, 10000] @ [10000, 200]`) is one that keeps gemm: measured, the driver's blocks of 200
+/// columns made its step 3% slower.
+///
+/// # Safety
+/// The pointers must address matrices of the given sizes and strides, `C` not overlapping `A`
+/// or `B`, and nothing else may touch `C` during the call.
+#[allow(clippy::too_many_arguments)] // a BLAS-shaped call: sizes, and a pointer and strides per matrix
+pub(super) unsafe fn try_sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut f32,
+    c_rs: usize,
+    a: *const f32,
+    (a_rs, a_cs): (usize, usize),
+    b: *const f32,
+    (b_rs, b_cs): (usize, usize),
+    accumulate: bool,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let threads = crate::parallel::num_threads();
+        let fits = threads > 1
+            && a_cs == 1
+            && m.saturating_mul(n).saturating_mul(k) >= DRIVER_FLOPS
+            && n >= 2 * threads * x86::MC
+            && m >= x86::NR
+            && enabled()
+            && crate::simd::isa() == crate::simd::Isa::Avx2;
+        if fits {
+            // SAFETY: AVX2 and FMA are present (`isa`); the caller vouches for the matrices.
+            unsafe { x86::drive(threads, m, n, k, c, c_rs, a, a_rs, b, (b_rs, b_cs), accumulate) };
+            return true;
+        }
+    }
+    let _ = (m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, b_cs, accumulate);
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) mod x86 {
+    use gemm_common::pack_operands::pack_lhs;
+    use gemm_common::simd::V3;
+    use gemm_common::Ptr;
+    use gemm_f32::microkernel::fma::f32::{MR_DIV_N, NR as KERNEL_NR, UKR};
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// f32 lanes of an AVX2 register.
+    const N: usize = 8;
+    /// Rows of `L` per microkernel call (two registers) and columns of `R` (broadcasts).
+    pub(super) const MR: usize = MR_DIV_N * N;
+    pub(super) const NR: usize = KERNEL_NR;
+    /// Depth of a packed block, and the most rows of `L` a thread claims at once: gemm's
+    /// blocking for a 32 KiB, 8-way L1 and a 512 KiB L2 (`gemm_common::cache::kernel_params`).
+    const KC: usize = 512;
+    pub(super) const MC: usize = 128;
+
+    thread_local! {
+        /// The packed block of `L`, kept by each pool thread between products (`MC × KC` f32,
+        /// 256 KiB).
+        static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
+    #[derive(Clone, Copy)]
+    struct P(*mut f32);
+    // SAFETY: shared between the threads of one call, each writing only the rows it claimed.
+    unsafe impl Send for P {}
+    unsafe impl Sync for P {}
+    impl P {
+        fn at(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// The next block of `L`'s rows, `(first, count)`: a share of what is left, `1 / (2·threads)`
+    /// of it, rounded up to whole microkernel rows, at least two of them and at most `MC`, so the
+    /// blocks shrink toward the end and the threads finish close together. Every block reads all
+    /// of `R` once, so blocks are not made smaller than that: a block of one microkernel row
+    /// would stream `R` from memory for little work.
+    fn claim(next: &AtomicUsize, total: usize, threads: usize) -> Option<(usize, usize)> {
+        let mut at = next.load(Ordering::Relaxed);
+        loop {
+            let left = total.checked_sub(at).filter(|&l| l > 0)?;
+            let take = left.div_ceil(2 * threads).next_multiple_of(MR).clamp(2 * MR, MC).min(left);
+            match next.compare_exchange_weak(at, at + take, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some((at, take)),
+                Err(now) => at = now,
+            }
+        }
+    }
+
+    /// The product on `threads` workers of jizen's pool (see [`super::try_sgemm`] for
+    /// the arguments; `A` contiguous along its rows).
+    ///
+    /// # Safety
+    /// As `try_sgemm`, and the CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::ops) unsafe fn drive(
+        threads: usize,
+        m: usize,
+        n: usize,
+        k: usize,
+        c: *mut f32,
+        c_rs: usize,
+        a: *const f32,
+        a_rs: usize,
+        b: *const f32,
+        (b_rs, b_cs): (usize, usize),
+        accumulate: bool,
+    ) {
+        let simd = V3::try_new().expect("drive: AVX2 and FMA checked by the caller");
+        let (a, b, c) = (P(a.cast_mut()), P(b.cast_mut()), P(c));
+        // L = Bᵀ (n × k): L[i][p] = B[p][i]. R = Aᵀ (k × m): R[p][j] = A[j][p], read in place.
+        // D = Cᵀ (n × m): D[i][j] = C[j][i], so its rows are contiguous (stride 1).
+        let (l_rs, l_cs) = (b_cs as isize, b_rs as isize);
+        let r_cs = a_rs as isize;
+        let d_cs = c_rs as isize;
+        let k_blocks = k.div_ceil(KC);
+        let kc = k.div_ceil(k_blocks);
+        let panels = m.div_ceil(NR);
+        let next = AtomicUsize::new(0);
+        let work = || {
+            PACKED.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                if buf.len() < KC * MC {
+                    *buf = vec![0.0; KC * MC];
+                }
+                let packed = buf.as_mut_ptr();
+                while let Some((row0, rows)) = claim(&next, n, threads) {
+                    let micro = rows.div_ceil(MR);
+                    let mut depth = 0;
+                    while depth < k {
+                        let kk = kc.min(k - depth);
+                        // The first depth block overwrites C (status 0) unless accumulating.
+                        let (alpha, status) = if depth > 0 || accumulate { (1.0f32, 1u8) } else { (0.0, 0) };
+                        for j in 0..panels {
+                            let cols = NR.min(m - j * NR);
+                            for i in 0..micro {
+                                let m_in = MR.min(rows - i * MR);
+                                // SAFETY: every offset below stays inside its matrix (row0 + i·MR
+                                // + m_in <= n, j·NR + cols <= m, depth + kk <= k) or inside the
+                                // packed buffer (micro·kk·MR <= MC·KC); this thread alone writes
+                                // the rows row0..row0 + rows of D (its claim).
+                                unsafe {
+                                    let lhs = packed.add(i * kk * MR);
+                                    if j == 0 {
+                                        // Packed just before its first use, while it is hot.
+                                        pack_lhs::<f32, N, MR, V3>(
+                                            simd,
+                                            m_in,
+                                            kk,
+                                            Ptr(lhs),
+                                            Ptr(b.at().offset((row0 + i * MR) as isize * l_rs + depth as isize * l_cs)),
+                                            l_cs,
+                                            l_rs,
+                                            kk * MR,
+                                        );
+                                    }
+                                    UKR[m_in.div_ceil(N) - 1][cols - 1](
+                                        m_in,
+                                        cols,
+                                        kk,
+                                        c.at().offset((row0 + i * MR) as isize + (j * NR) as isize * d_cs),
+                                        lhs,
+                                        a.at().offset((j * NR) as isize * r_cs + depth as isize),
+                                        d_cs,
+                                        1,
+                                        MR as isize,
+                                        1,
+                                        r_cs,
+                                        alpha,
+                                        1.0,
+                                        status,
+                                        false,
+                                        false,
+                                        false,
+                                        std::ptr::null(),
+                                    );
+                                }
+                            }
+                        }
+                        depth += kk;
+                    }
+                }
+            })
+        };
+        // One job per other thread; whichever threads are free run them, and a job that starts
+        // after the counter ran out returns at once.
+        crate::parallel::pool().install(|| {
+            rayon::scope(|s| {
+                for _ in 1..threads {
+                    s.spawn(|_| work());
+                }
+                work();
+            })
+        });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn lcg(seed: &mut u64) -> f32 {
+            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        }
+
+        /// The driver against a float64 reference: edge sizes (partial microkernel rows and
+        /// panels, several depth blocks), `B` row-major and transposed, overwriting and
+        /// accumulating, with spare columns in `C`'s rows left alone.
+        #[test]
+        fn matches_a_float64_reference() {
+            if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+                eprintln!("skipped: no AVX2 and FMA on this CPU");
+                return;
+            }
+            let mut seed = 7;
+            for &(m, n, k) in &[(1, 1, 1), (7, 17, 9), (13, 130, 600), (70, 257, 1100), (6, 16, 512), (97, 300, 1025)] {
+                for b_transposed in [false, true] {
+                    for accumulate in [false, true] {
+                        for threads in [1, 2, 3] {
+                            let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
+                            let bm: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
+                            // B[p][j] lives at p·b_rs + j·b_cs.
+                            let (b_rs, b_cs) = if b_transposed { (1, k) } else { (n, 1) };
+                            let b_at = |p: usize, j: usize| bm[p * b_rs + j * b_cs];
+                            let c_rs = n + 3;
+                            let c0: Vec<f32> = (0..m * c_rs).map(|_| lcg(&mut seed)).collect();
+                            let mut c = c0.clone();
+                            // SAFETY: the sizes and strides describe the buffers; AVX2+FMA checked.
+                            unsafe {
+                                drive(
+                                    threads,
+                                    m,
+                                    n,
+                                    k,
+                                    c.as_mut_ptr(),
+                                    c_rs,
+                                    a.as_ptr(),
+                                    k,
+                                    bm.as_ptr(),
+                                    (b_rs, b_cs),
+                                    accumulate,
+                                )
+                            };
+                            for i in 0..m {
+                                for j in 0..c_rs {
+                                    let got = f64::from(c[i * c_rs + j]);
+                                    let base = f64::from(c0[i * c_rs + j]);
+                                    if j >= n {
+                                        assert_eq!(got, base, "{m}x{n}x{k}: spare column {j} of row {i} written");
+                                        continue;
+                                    }
+                                    let dot: f64 =
+                                        (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b_at(p, j))).sum();
+                                    let want = if accumulate { base + dot } else { dot };
+                                    let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
+                                    assert!(
+                                        (got - want).abs() <= tol,
+                                        "{m}x{n}x{k} bt={b_transposed} acc={accumulate} t={threads}: \
+                                         c[{i}][{j}] = {got}, want {want}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Claims cover every row exactly once, in order, in blocks of whole microkernel rows
+        /// (but the last) no larger than `MC`, shrinking toward the end.
+        #[test]
+        fn claims_cover_the_rows() {
+            for &(total, threads) in &[(1, 2), (16, 2), (200, 2), (1024, 2), (1000, 3), (4096, 8)] {
+                let next = AtomicUsize::new(0);
+                let mut at = 0;
+                let mut last = usize::MAX;
+                while let Some((first, rows)) = claim(&next, total, threads) {
+                    assert_eq!(first, at);
+                    assert!(rows > 0 && rows <= MC);
+                    assert!(rows <= last, "blocks grow: {rows} after {last}");
+                    if first + rows < total {
+                        assert_eq!(rows % MR, 0);
+                    }
+                    at += rows;
+                    last = rows;
+                }
+                assert_eq!(at, total);
+            }
+        }
+    }
+}
