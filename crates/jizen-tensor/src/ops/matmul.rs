@@ -327,18 +327,20 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
                 // operands' storage as for gemm below, and product i's output is `m × n` at
                 // `i·m·n`, written by nobody else.
                 unsafe {
-                    super::sgemm::try_sgemm(
+                    super::sgemm::try_sgemm(super::sgemm::Product {
                         m,
                         n,
                         k,
-                        base.at(i * m * n).cast::<f32>(),
-                        n,
-                        xa.as_ptr().add(ao).cast::<f32>(),
-                        (a_rs as usize, a_cs as usize),
-                        xb.as_ptr().add(bo).cast::<f32>(),
-                        (b_rs as usize, b_cs as usize),
-                        read_dst,
-                    )
+                        c: base.at(i * m * n).cast::<f32>(),
+                        c_rs: n,
+                        a: xa.as_ptr().add(ao).cast::<f32>(),
+                        a_rs: a_rs as usize,
+                        a_cs: a_cs as usize,
+                        b: xb.as_ptr().add(bo).cast::<f32>(),
+                        b_rs: b_rs as usize,
+                        b_cs: b_cs as usize,
+                        accumulate: read_dst,
+                    })
                 }
             }
         };

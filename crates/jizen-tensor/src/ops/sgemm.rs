@@ -30,55 +30,65 @@ fn enabled() -> bool {
     *ON.get_or_init(|| std::env::var("JIZEN_SGEMM").map_or(true, |v| v.trim() != "gemm"))
 }
 
-/// `C = A·B`, or `C += A·B` when `accumulate`, for row-major `C` (`m × n`, row stride `c_rs`,
-/// elements contiguous along a row), `A` (`m × k`, row stride `a_rs`, contiguous along a row) and
-/// `B` (`k × n` at any non-negative strides), on jizen's pool. Returns `false`, having touched
-/// nothing, where the driver does not apply; the caller then uses gemm. It applies on x86-64
-/// with AVX2 and FMA but not AVX-512 (gemm has wider kernels for that), with two threads or more,
-/// to products of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least
-/// `2 · threads · MC` columns (fewer would make few, unequal blocks, each reading all of `A`),
-/// `A` contiguous along its rows, unless `JIZEN_SGEMM=gemm`. An LSTM decoder's input gradient
-/// (`[700, 10000] @ [10000, 200]`) is one that keeps gemm: measured, the driver's blocks of 200
-/// columns made its step 3% slower.
+/// One product `C = A·B`, or `C += A·B` when `accumulate`: sizes, and a pointer and strides per
+/// matrix. `C` is `m × n`, row-major with row stride `c_rs`; `A` is `m × k` and `B` `k × n`, each
+/// at any non-negative strides (`_rs` between rows, `_cs` between columns).
+#[derive(Clone, Copy)]
+pub(super) struct Product {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub c: *mut f32,
+    pub c_rs: usize,
+    pub a: *const f32,
+    pub a_rs: usize,
+    pub a_cs: usize,
+    pub b: *const f32,
+    pub b_rs: usize,
+    pub b_cs: usize,
+    pub accumulate: bool,
+}
+
+// SAFETY: the threads of one product read `A` and `B` and each writes only the part of `C` it
+// claimed; whoever builds a `Product` vouches for its pointers (`try_sgemm`'s contract).
+unsafe impl Send for Product {}
+unsafe impl Sync for Product {}
+
+/// Computes `p` on jizen's pool and returns `true`, or returns `false`, having touched nothing,
+/// where the driver does not apply; the caller then uses gemm. It applies on x86-64 with AVX2 and
+/// FMA but not AVX-512 (gemm has wider kernels for that), with two threads or more, to products
+/// of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least `2 · threads · MC` columns
+/// (fewer would make few, unequal blocks, each reading all of `A`), `A` contiguous along its rows,
+/// unless `JIZEN_SGEMM=gemm`. An LSTM decoder's input gradient (`[700, 10000] @ [10000, 200]`)
+/// is one that keeps gemm: measured, the driver's blocks of 200 columns made its step 3% slower.
 ///
 /// # Safety
 /// The pointers must address matrices of the given sizes and strides, `C` not overlapping `A`
 /// or `B`, and nothing else may touch `C` during the call.
-#[allow(clippy::too_many_arguments)] // a BLAS-shaped call: sizes, and a pointer and strides per matrix
-pub(super) unsafe fn try_sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut f32,
-    c_rs: usize,
-    a: *const f32,
-    (a_rs, a_cs): (usize, usize),
-    b: *const f32,
-    (b_rs, b_cs): (usize, usize),
-    accumulate: bool,
-) -> bool {
+pub(super) unsafe fn try_sgemm(p: Product) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         let threads = crate::parallel::num_threads();
         let fits = threads > 1
-            && a_cs == 1
-            && m.saturating_mul(n).saturating_mul(k) >= DRIVER_FLOPS
-            && n >= 2 * threads * x86::MC
-            && m >= x86::NR
+            && p.a_cs == 1
+            && p.m.saturating_mul(p.n).saturating_mul(p.k) >= DRIVER_FLOPS
+            && p.n >= 2 * threads * x86::MC
+            && p.m >= x86::NR
             && enabled()
             && crate::simd::isa() == crate::simd::Isa::Avx2;
         if fits {
             // SAFETY: AVX2 and FMA are present (`isa`); the caller vouches for the matrices.
-            unsafe { x86::drive(threads, m, n, k, c, c_rs, a, a_rs, b, (b_rs, b_cs), accumulate) };
+            unsafe { x86::drive(threads, p) };
             return true;
         }
     }
-    let _ = (m, n, k, c, c_rs, a, a_rs, a_cs, b, b_rs, b_cs, accumulate);
+    let _ = p;
     false
 }
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
+    use super::Product;
     use gemm_common::pack_operands::pack_lhs;
     use gemm_common::simd::V3;
     use gemm_common::Ptr;
@@ -102,17 +112,6 @@ pub(super) mod x86 {
         static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
-    #[derive(Clone, Copy)]
-    struct P(*mut f32);
-    // SAFETY: shared between the threads of one call, each writing only the rows it claimed.
-    unsafe impl Send for P {}
-    unsafe impl Sync for P {}
-    impl P {
-        fn at(self) -> *mut f32 {
-            self.0
-        }
-    }
-
     /// The next block of `L`'s rows, `(first, count)`: a share of what is left, `1 / (2·threads)`
     /// of it, rounded up to whole microkernel rows, at least two of them and at most `MC`, so the
     /// blocks shrink toward the end and the threads finish close together. Every block reads all
@@ -130,28 +129,14 @@ pub(super) mod x86 {
         }
     }
 
-    /// The product on `threads` workers of jizen's pool (see [`super::try_sgemm`] for
-    /// the arguments; `A` contiguous along its rows).
+    /// `p` on `threads` workers of jizen's pool (`A` contiguous along its rows).
     ///
     /// # Safety
-    /// As `try_sgemm`, and the CPU has AVX2 and FMA.
-    #[allow(clippy::too_many_arguments)]
-    pub(in crate::ops) unsafe fn drive(
-        threads: usize,
-        m: usize,
-        n: usize,
-        k: usize,
-        c: *mut f32,
-        c_rs: usize,
-        a: *const f32,
-        a_rs: usize,
-        b: *const f32,
-        (b_rs, b_cs): (usize, usize),
-        accumulate: bool,
-    ) {
+    /// As [`super::try_sgemm`], and the CPU has AVX2 and FMA.
+    pub(in crate::ops) unsafe fn drive(threads: usize, p: Product) {
         let simd = V3::try_new().expect("drive: AVX2 and FMA checked by the caller");
-        let (a, b, c) = (P(a.cast_mut()), P(b.cast_mut()), P(c));
-        // L = Bᵀ (n × k): L[i][p] = B[p][i]. R = Aᵀ (k × m): R[p][j] = A[j][p], read in place.
+        let Product { m, n, k, c_rs, a_rs, b_rs, b_cs, accumulate, .. } = p;
+        // L = Bᵀ (n × k): L[i][q] = B[q][i]. R = Aᵀ (k × m): R[q][j] = A[j][q], read in place.
         // D = Cᵀ (n × m): D[i][j] = C[j][i], so its rows are contiguous (stride 1).
         let (l_rs, l_cs) = (b_cs as isize, b_rs as isize);
         let r_cs = a_rs as isize;
@@ -161,6 +146,9 @@ pub(super) mod x86 {
         let panels = m.div_ceil(NR);
         let next = AtomicUsize::new(0);
         let work = || {
+            // Borrowing `p` whole (it is `Sync`; its raw pointers alone are not).
+            let whole = &p;
+            let Product { a, b, c, .. } = *whole;
             PACKED.with(|buf| {
                 let mut buf = buf.borrow_mut();
                 if buf.len() < KC * MC {
@@ -191,7 +179,9 @@ pub(super) mod x86 {
                                             m_in,
                                             kk,
                                             Ptr(lhs),
-                                            Ptr(b.at().offset((row0 + i * MR) as isize * l_rs + depth as isize * l_cs)),
+                                            Ptr(b
+                                                .cast_mut()
+                                                .offset((row0 + i * MR) as isize * l_rs + depth as isize * l_cs)),
                                             l_cs,
                                             l_rs,
                                             kk * MR,
@@ -201,9 +191,9 @@ pub(super) mod x86 {
                                         m_in,
                                         cols,
                                         kk,
-                                        c.at().offset((row0 + i * MR) as isize + (j * NR) as isize * d_cs),
+                                        c.offset((row0 + i * MR) as isize + (j * NR) as isize * d_cs),
                                         lhs,
-                                        a.at().offset((j * NR) as isize * r_cs + depth as isize),
+                                        a.offset((j * NR) as isize * r_cs + depth as isize),
                                         d_cs,
                                         1,
                                         MR as isize,
@@ -272,16 +262,20 @@ pub(super) mod x86 {
                             unsafe {
                                 drive(
                                     threads,
-                                    m,
-                                    n,
-                                    k,
-                                    c.as_mut_ptr(),
-                                    c_rs,
-                                    a.as_ptr(),
-                                    k,
-                                    bm.as_ptr(),
-                                    (b_rs, b_cs),
-                                    accumulate,
+                                    Product {
+                                        m,
+                                        n,
+                                        k,
+                                        c: c.as_mut_ptr(),
+                                        c_rs,
+                                        a: a.as_ptr(),
+                                        a_rs: k,
+                                        a_cs: 1,
+                                        b: bm.as_ptr(),
+                                        b_rs,
+                                        b_cs,
+                                        accumulate,
+                                    },
                                 )
                             };
                             for i in 0..m {
