@@ -320,7 +320,7 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
         // (ops/sgemm.rs): its threads share the work dynamically. Whether it applies depends only
         // on sizes and strides, the same for every product of the batch.
         let driven = |i: usize| {
-            T::DTYPE == crate::DType::F32 && flops >= super::sgemm::DRIVER_FLOPS && {
+            T::DTYPE == crate::DType::F32 && {
                 let ao = batch_offset(la.strides(), la.offset(), i);
                 let bo = batch_offset(lb.strides(), lb.offset(), i);
                 // SAFETY: T is f32 (its dtype says so), the offsets and strides address the

@@ -3,8 +3,8 @@
 //! from a counter instead of being handed fixed halves.
 //!
 //! gemm splits a product over its threads once, evenly, so a product ends when the slowest
-//! thread's share does. On a machine with virtual CPUs, one of them can run at two thirds of its
-//! speed for whole seconds while the host serves someone else (BENCHMARKS.md, "where a slow
+//! thread's share does. On a machine with virtual CPUs, one of them has run at two thirds of its
+//! speed for a whole benchmark run while the host served someone else (BENCHMARKS.md, "where a slow
 //! sgemm call's time goes"); the fast thread then waits. Here each thread claims blocks of
 //! output columns from an atomic counter until none are left, blocks that shrink as the end
 //! nears (guided scheduling), so a slowed thread simply takes fewer of them.
@@ -22,7 +22,7 @@
 
 /// Products with fewer multiply-adds than this keep gemm's split: a small product is over
 /// before the vCPUs' speeds can drift apart, and gemm handles its many shapes well.
-pub(super) const DRIVER_FLOPS: usize = 1 << 26;
+const DRIVER_FLOPS: usize = 1 << 26;
 
 /// Whether the driver may be used at all: `JIZEN_SGEMM` is not `gemm` (read once).
 fn enabled() -> bool {
