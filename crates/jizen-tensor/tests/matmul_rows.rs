@@ -106,11 +106,12 @@ fn a_product_with_a_transposed_right_operand_split_by_columns_matches_the_defini
     }
 }
 
-/// Large f32 products (at least 2^26 multiply-adds) go through jizen's own sgemm driver on a
+/// Large f32 products (at least 2^24 multiply-adds) go through jizen's own sgemm driver on a
 /// machine with AVX2 (not AVX-512) and several threads, gemm's split elsewhere: either way they
 /// must agree with the same product computed in f64, for a row-major and a transposed right
-/// operand, batched, and accumulated onto a bias (`linear` with a weight whose transpose is
-/// contiguous).
+/// operand, a transposed left one (a weight gradient, `gᵀ @ x`), batched, accumulated onto a
+/// bias (`linear` with a weight whose transpose is contiguous), and at the sizes of the `mlp`
+/// benchmark's smaller layer (`linear` and both gradients).
 #[test]
 fn large_f32_products_match_float64() {
     let mut rng = Rng::new(11);
@@ -139,4 +140,23 @@ fn large_f32_products_match_float64() {
         a.linear(&w, Some(&bias)).unwrap(),
         f64_of(&a).linear(&f64_of(&w), Some(&f64_of(&bias))).unwrap(),
     );
+
+    let g = Tensor::randn(&[k, m], DType::F32, &mut rng);
+    let gt = g.transpose(0, 1).unwrap();
+    check("transposed lhs", gt.matmul(&b).unwrap(), f64_of(&gt).matmul(&f64_of(&b)).unwrap());
+
+    // A 512 → 256 layer at batch 128: x @ wᵀ, then gᵀ @ x and g @ w.
+    let (batch, inp, out) = (128, 512, 256);
+    let x = Tensor::randn(&[batch, inp], DType::F32, &mut rng);
+    let w = Tensor::randn(&[out, inp], DType::F32, &mut rng);
+    let bias = Tensor::randn(&[out], DType::F32, &mut rng);
+    let g = Tensor::randn(&[batch, out], DType::F32, &mut rng);
+    check(
+        "layer forward",
+        x.linear(&w, Some(&bias)).unwrap(),
+        f64_of(&x).linear(&f64_of(&w), Some(&f64_of(&bias))).unwrap(),
+    );
+    let gt = g.transpose(0, 1).unwrap();
+    check("layer weight gradient", gt.matmul(&x).unwrap(), f64_of(&gt).matmul(&f64_of(&x)).unwrap());
+    check("layer input gradient", g.matmul(&w).unwrap(), f64_of(&g).matmul(&f64_of(&w)).unwrap());
 }

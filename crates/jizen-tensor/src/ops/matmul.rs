@@ -295,6 +295,40 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
             par,
         )
     };
+    let base = SendPtr(out.as_mut_ptr().cast::<T>());
+    // A large f32 product on an AVX2 machine goes through jizen's own driver when it applies
+    // (ops/sgemm.rs), before any of the splits below: its threads share the work dynamically,
+    // and it packs less. Whether it applies depends only on sizes and strides, the same for
+    // every product of the batch.
+    let driven = |i: usize| {
+        T::DTYPE == crate::DType::F32 && {
+            let ao = batch_offset(la.strides(), la.offset(), i);
+            let bo = batch_offset(lb.strides(), lb.offset(), i);
+            // SAFETY: T is f32 (its dtype says so), the offsets and strides address the
+            // operands' storage as for gemm below, and product i's output is `m × n` at
+            // `i·m·n`, written by nobody else.
+            unsafe {
+                super::sgemm::try_sgemm(super::sgemm::Product {
+                    m,
+                    n,
+                    k,
+                    c: base.at(i * m * n).cast::<f32>(),
+                    c_rs: n,
+                    a: xa.as_ptr().add(ao).cast::<f32>(),
+                    a_rs: a_rs as usize,
+                    a_cs: a_cs as usize,
+                    b: xb.as_ptr().add(bo).cast::<f32>(),
+                    b_rs: b_rs as usize,
+                    b_cs: b_cs as usize,
+                    accumulate: read_dst,
+                })
+            }
+        }
+    };
+    if (0..nb).all(driven) {
+        // SAFETY: as below; the driver wrote every element.
+        return unsafe { crate::storage::assume_init(out) };
+    }
     if threads > 1 && nb >= threads && flops * nb >= PAR_FLOPS && flops < PAR_FLOPS * 16 {
         // Many small products: one per task.
         pool().install(|| {
@@ -303,51 +337,18 @@ fn kernel<T: Float + StorageElement>(a: &Tensor, b: &Tensor, bias: Option<&[T]>)
                 .for_each(|(i, c)| run(i, c.as_mut_ptr().cast::<T>(), 0..n, gemm::Parallelism::None));
         });
     } else if threads > 1 && nb == 1 && flops >= PAR_FLOPS && b_cs != 1 && n >= 32 {
-        // `b` not contiguous along n (a layer's weight, read transposed: `x @ wᵀ`): gemm would pack
-        // all of it on this thread before splitting the product, while the others wait. Split
-        // the output's columns instead, one single-threaded product per thread, each packing its
-        // own share of `b` (an `mlp` forward product: 469 → 368 µs at 2 threads).
+        // `b` not contiguous along n (a layer's weight, read transposed: `x @ wᵀ`), where the
+        // driver does not apply: gemm would pack all of `b` on this thread before splitting the
+        // product, while the others wait. Split the output's columns instead, one
+        // single-threaded product per thread, each packing its own share of `b` (an `mlp`
+        // forward product before the driver took it: 469 → 368 µs at 2 threads).
         let per = n.div_ceil(threads).next_multiple_of(16);
-        let base = SendPtr(out.as_mut_ptr().cast::<T>());
         pool().install(|| {
             (0..n.div_ceil(per))
                 .into_par_iter()
                 .for_each(|p| run(0, base.at(0), p * per..((p + 1) * per).min(n), gemm::Parallelism::None))
         });
     } else {
-        let base = SendPtr(out.as_mut_ptr().cast::<T>());
-        // A large f32 product on an AVX2 machine goes through jizen's own driver when it applies
-        // (ops/sgemm.rs): its threads share the work dynamically. Whether it applies depends only
-        // on sizes and strides, the same for every product of the batch.
-        let driven = |i: usize| {
-            T::DTYPE == crate::DType::F32 && {
-                let ao = batch_offset(la.strides(), la.offset(), i);
-                let bo = batch_offset(lb.strides(), lb.offset(), i);
-                // SAFETY: T is f32 (its dtype says so), the offsets and strides address the
-                // operands' storage as for gemm below, and product i's output is `m × n` at
-                // `i·m·n`, written by nobody else.
-                unsafe {
-                    super::sgemm::try_sgemm(super::sgemm::Product {
-                        m,
-                        n,
-                        k,
-                        c: base.at(i * m * n).cast::<f32>(),
-                        c_rs: n,
-                        a: xa.as_ptr().add(ao).cast::<f32>(),
-                        a_rs: a_rs as usize,
-                        a_cs: a_cs as usize,
-                        b: xb.as_ptr().add(bo).cast::<f32>(),
-                        b_rs: b_rs as usize,
-                        b_cs: b_cs as usize,
-                        accumulate: read_dst,
-                    })
-                }
-            }
-        };
-        if (0..nb).all(driven) {
-            // SAFETY: as below; the driver wrote every element.
-            return unsafe { crate::storage::assume_init(out) };
-        }
         let par =
             if threads > 1 && flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
         let go = || {

@@ -13,16 +13,23 @@
 //! `Cᵀ = Bᵀ·Aᵀ`, so that the microkernels write short runs of `C`'s rows: the "left" operand
 //! `L = Bᵀ` (`n × k`) is packed by the thread that claims a block of its rows, one depth block
 //! (`KC`) at a time, into gemm's panel layout; the "right" operand `R = Aᵀ` is read where it lies,
-//! as gemm reads it, which needs `A`'s rows contiguous. The blocking follows gemm's for this
-//! machine class: a packed block of `L` (`MC × KC`, 256 KiB) stays in the core's L2 cache while
-//! every 6-column panel of `R` passes through the L1.
+//! as gemm reads it (the microkernel broadcasts its elements one by one, at any strides). The
+//! blocking follows gemm's for this machine class: a packed block of `L` (`MC × KC`, 256 KiB)
+//! stays in the core's L2 cache while every 6-column panel of `R` passes through the L1.
 //!
 //! `JIZEN_SGEMM=gemm` turns the driver off (every product then goes through gemm's split), for
 //! comparisons and as a way out should it misbehave.
 
 /// Products with fewer multiply-adds than this keep gemm's split: a small product is over
-/// before the vCPUs' speeds can drift apart, and gemm handles its many shapes well.
-const DRIVER_FLOPS: usize = 1 << 26;
+/// before the vCPUs' speeds could drift apart, and gemm handles its many shapes well. It is low
+/// enough to take the `mlp` benchmark's forward products and its input gradient (the smallest
+/// `128 × 256 × 512`) and an LSTM's input projection (`700 × 800 × 200`) from gemm's column
+/// split, where each thread packs its share of both operands into buffers of its own on every
+/// call; the driver packs into one 256 KiB buffer per thread and reads `A` in place. Measured at
+/// two threads (BENCHMARKS.md, 2026-12-06, 00:14–00:18), against `1 << 26`: `mlp` peak resident
+/// memory 19.0 MiB against 19.6 (medians of 50 alternated runs), the LSTM step's 119.8 against
+/// 130.2 MiB (10 runs; largest 122.9 against 180.9); step times the same.
+const DRIVER_FLOPS: usize = 1 << 24;
 
 /// Whether the driver may be used at all: `JIZEN_SGEMM` is not `gemm` (read once).
 fn enabled() -> bool {
@@ -57,9 +64,12 @@ unsafe impl Sync for Product {}
 /// Computes `p` on jizen's pool and returns `true`, or returns `false`, having touched nothing,
 /// where the driver does not apply; the caller then uses gemm. It applies on x86-64 with AVX2 and
 /// FMA but not AVX-512 (gemm has wider kernels for that), with two threads or more, to products
-/// of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least `2 · threads · MC` columns
-/// (fewer would make few, unequal blocks, each reading all of `A`), `A` contiguous along its rows,
-/// unless `JIZEN_SGEMM=gemm`. An LSTM decoder's input gradient (`[700, 10000] @ [10000, 200]`)
+/// of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least `threads · MC` columns (a
+/// full block for every thread: fewer would make few, unequal blocks, each reading all of `A`),
+/// `A` contiguous along its rows, unless `JIZEN_SGEMM=gemm`. The driver itself reads `A` at any
+/// strides, but a weight gradient's `gᵀ @ x` (`A` strided along its rows) read in place measured
+/// 10% slower than gemm at `512 × 784 × 128` (each depth step of a panel of `R` lies in another
+/// cache line, and pages apart), and copying each panel contiguous first slower still. An LSTM decoder's input gradient (`[700, 10000] @ [10000, 200]`)
 /// is one that keeps gemm: measured, the driver's blocks of 200 columns made its step 3% slower.
 ///
 /// # Safety
@@ -70,11 +80,11 @@ pub(super) unsafe fn try_sgemm(p: Product) -> bool {
     {
         let threads = crate::parallel::num_threads();
         let fits = threads > 1
-            && p.a_cs == 1
             && p.m.saturating_mul(p.n).saturating_mul(p.k) >= DRIVER_FLOPS
-            && p.n >= 2 * threads * x86::MC
+            && p.n >= threads * x86::MC
             && p.m >= x86::NR
             && enabled()
+            && p.a_cs == 1
             && crate::simd::isa() == crate::simd::Isa::Avx2;
         if fits {
             // SAFETY: AVX2 and FMA are present (`isa`); the caller vouches for the matrices.
@@ -135,11 +145,11 @@ pub(super) mod x86 {
     /// As [`super::try_sgemm`], and the CPU has AVX2 and FMA.
     pub(in crate::ops) unsafe fn drive(threads: usize, p: Product) {
         let simd = V3::try_new().expect("drive: AVX2 and FMA checked by the caller");
-        let Product { m, n, k, c_rs, a_rs, b_rs, b_cs, accumulate, .. } = p;
+        let Product { m, n, k, c_rs, a_rs, a_cs, b_rs, b_cs, accumulate, .. } = p;
         // L = Bᵀ (n × k): L[i][q] = B[q][i]. R = Aᵀ (k × m): R[q][j] = A[j][q], read in place.
         // D = Cᵀ (n × m): D[i][j] = C[j][i], so its rows are contiguous (stride 1).
         let (l_rs, l_cs) = (b_cs as isize, b_rs as isize);
-        let r_cs = a_rs as isize;
+        let (r_rs, r_cs) = (a_cs as isize, a_rs as isize);
         let d_cs = c_rs as isize;
         let k_blocks = k.div_ceil(KC);
         let kc = k.div_ceil(k_blocks);
@@ -193,11 +203,11 @@ pub(super) mod x86 {
                                         kk,
                                         c.offset((row0 + i * MR) as isize + (j * NR) as isize * d_cs),
                                         lhs,
-                                        a.offset((j * NR) as isize * r_cs + depth as isize),
+                                        a.offset((j * NR) as isize * r_cs + depth as isize * r_rs),
                                         d_cs,
                                         1,
                                         MR as isize,
-                                        1,
+                                        r_rs,
                                         r_cs,
                                         alpha,
                                         1.0,
@@ -237,7 +247,7 @@ pub(super) mod x86 {
         }
 
         /// The driver against a float64 reference: edge sizes (partial microkernel rows and
-        /// panels, several depth blocks), `B` row-major and transposed, overwriting and
+        /// panels, several depth blocks), `A` and `B` each row-major and transposed, overwriting and
         /// accumulating, with spare columns in `C`'s rows left alone.
         #[test]
         fn matches_a_float64_reference() {
@@ -247,10 +257,13 @@ pub(super) mod x86 {
             }
             let mut seed = 7;
             for &(m, n, k) in &[(1, 1, 1), (7, 17, 9), (13, 130, 600), (70, 257, 1100), (6, 16, 512), (97, 300, 1025)] {
-                for b_transposed in [false, true] {
+                for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
                     for accumulate in [false, true] {
                         for threads in [1, 2, 3] {
                             let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
+                            // A[i][p] lives at i·a_rs + p·a_cs (transposed: a weight gradient's `gᵀ`).
+                            let (a_rs, a_cs) = if a_transposed { (1, m) } else { (k, 1) };
+                            let a_at = |i: usize, p: usize| a[i * a_rs + p * a_cs];
                             let bm: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
                             // B[p][j] lives at p·b_rs + j·b_cs.
                             let (b_rs, b_cs) = if b_transposed { (1, k) } else { (n, 1) };
@@ -269,8 +282,8 @@ pub(super) mod x86 {
                                         c: c.as_mut_ptr(),
                                         c_rs,
                                         a: a.as_ptr(),
-                                        a_rs: k,
-                                        a_cs: 1,
+                                        a_rs,
+                                        a_cs,
                                         b: bm.as_ptr(),
                                         b_rs,
                                         b_cs,
@@ -286,13 +299,12 @@ pub(super) mod x86 {
                                         assert_eq!(got, base, "{m}x{n}x{k}: spare column {j} of row {i} written");
                                         continue;
                                     }
-                                    let dot: f64 =
-                                        (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b_at(p, j))).sum();
+                                    let dot: f64 = (0..k).map(|p| f64::from(a_at(i, p)) * f64::from(b_at(p, j))).sum();
                                     let want = if accumulate { base + dot } else { dot };
                                     let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
                                     assert!(
                                         (got - want).abs() <= tol,
-                                        "{m}x{n}x{k} bt={b_transposed} acc={accumulate} t={threads}: \
+                                        "{m}x{n}x{k} at={a_transposed} bt={b_transposed} acc={accumulate} t={threads}: \
                                          c[{i}][{j}] = {got}, want {want}"
                                     );
                                 }
