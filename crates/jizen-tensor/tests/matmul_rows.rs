@@ -107,11 +107,12 @@ fn a_product_with_a_transposed_right_operand_split_by_columns_matches_the_defini
 }
 
 /// Large f32 products (at least 2^24 multiply-adds) go through jizen's own sgemm driver on a
-/// machine with AVX2 (not AVX-512) and several threads, gemm's split elsewhere: either way they
-/// must agree with the same product computed in f64, for a row-major and a transposed right
-/// operand, a transposed left one (a weight gradient, `gᵀ @ x`), batched, accumulated onto a
-/// bias (`linear` with a weight whose transpose is contiguous), and at the sizes of the `mlp`
-/// benchmark's smaller layer (`linear` and both gradients).
+/// machine with AVX2 (not AVX-512) and several threads, gemm's split elsewhere and where the
+/// left operand is strided along its rows (a weight gradient, `gᵀ @ x`): either way they must
+/// agree with the same product computed in f64, for a row-major and a transposed right operand,
+/// a transposed left one, batched, accumulated onto a bias (`linear` with a weight whose
+/// transpose is contiguous), and at the sizes of the `mlp` benchmark's smaller layer (`linear`
+/// and both gradients).
 #[test]
 fn large_f32_products_match_float64() {
     let mut rng = Rng::new(11);
