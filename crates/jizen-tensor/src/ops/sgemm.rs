@@ -23,12 +23,16 @@
 /// Products with fewer multiply-adds than this keep gemm's split: a small product is over
 /// before the vCPUs' speeds could drift apart, and gemm handles its many shapes well. It is low
 /// enough to take the `mlp` benchmark's forward products and its input gradient (the smallest
-/// `128 × 256 × 512`) and an LSTM's input projection (`700 × 800 × 200`) from gemm's column
-/// split, where each thread packs its share of both operands into buffers of its own on every
-/// call; the driver packs into one 256 KiB buffer per thread and reads `A` in place. Measured at
-/// two threads (BENCHMARKS.md, 2026-12-06, 00:14–00:18), against `1 << 26`: `mlp` peak resident
-/// memory 19.0 MiB against 19.6 (medians of 50 alternated runs), the LSTM step's 119.8 against
-/// 130.2 MiB (10 runs; largest 122.9 against 180.9); step times the same.
+/// `128 × 256 × 512`), and with the driver tried before gemm's column split, the LSTM step's
+/// input projections (`700 × 800 × 200`) and decoder forward (`700 × 10000 × 200`), whose
+/// transposed weights sent them to that split before, and the `cnn` step's input gradient of its
+/// 3136 → 128 layer (`64 × 3136 × 128`). In the split each thread packs into buffers of
+/// its own on every call, and gemm's own threading keeps 1 MiB a thread; the driver packs into
+/// one 256 KiB buffer a thread and reads `A` in place. Measured at two threads against the
+/// previous rule (2^26, `2 · threads · MC` columns, after the column split; BENCHMARKS.md,
+/// 2026-12-06): `mlp` peak resident memory 19.0 MiB against 19.6 (medians of 50 alternated
+/// runs), the LSTM step's 119.8 against 130.2 MiB (10 runs; largest 122.9 against 180.9), the
+/// `cnn` step's 59.8 against 59.0 (12 runs); step times the same within the noise.
 const DRIVER_FLOPS: usize = 1 << 24;
 
 /// Whether the driver may be used at all: `JIZEN_SGEMM` is not `gemm` (read once).
@@ -67,10 +71,12 @@ unsafe impl Sync for Product {}
 /// of at least [`DRIVER_FLOPS`] multiply-adds whose `C` has at least `threads · MC` columns (a
 /// full block for every thread: fewer would make few, unequal blocks, each reading all of `A`),
 /// `A` contiguous along its rows, unless `JIZEN_SGEMM=gemm`. The driver itself reads `A` at any
-/// strides, but a weight gradient's `gᵀ @ x` (`A` strided along its rows) read in place measured
-/// 10% slower than gemm at `512 × 784 × 128` (each depth step of a panel of `R` lies in another
-/// cache line, and pages apart), and copying each panel contiguous first slower still. An LSTM decoder's input gradient (`[700, 10000] @ [10000, 200]`)
-/// is one that keeps gemm: measured, the driver's blocks of 200 columns made its step 3% slower.
+/// strides (so that `x86::drive` is right for every `Product`), but a weight gradient's
+/// `gᵀ @ x` (`A` strided along its rows) read in place measured 10% slower than gemm at
+/// `512 × 784 × 128` (each depth step of a panel of `R` lies in another cache line, and pages
+/// apart); copying each panel contiguous first, or all of `A` once per product, was slower than
+/// gemm too. An LSTM decoder's input gradient (`[700, 10000] @ [10000, 200]`) is one that keeps
+/// gemm: measured, the driver's blocks of 200 columns made its step 3% slower.
 ///
 /// # Safety
 /// The pointers must address matrices of the given sizes and strides, `C` not overlapping `A`
@@ -247,8 +253,8 @@ pub(super) mod x86 {
         }
 
         /// The driver against a float64 reference: edge sizes (partial microkernel rows and
-        /// panels, several depth blocks), `A` and `B` each row-major and transposed, overwriting and
-        /// accumulating, with spare columns in `C`'s rows left alone.
+        /// panels, several depth blocks), `A` and `B` each row-major and transposed, overwriting
+        /// and accumulating, with spare columns in `C`'s rows left alone.
         #[test]
         fn matches_a_float64_reference() {
             if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
