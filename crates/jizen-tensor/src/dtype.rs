@@ -64,6 +64,10 @@ pub trait Float:
     const NEG_INFINITY: Self;
     const INFINITY: Self;
     fn exp(self) -> Self;
+    /// `e^x` for `x <= 0` or `x = -inf` only (the shifted arguments of softmax and
+    /// cross-entropy); f32 flushes results below its normal range to 0. NaN or positive `x`:
+    /// unspecified.
+    fn exp_nonpos(self) -> Self;
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
@@ -76,7 +80,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $d:expr, $exp:expr, $tanh:expr) => {
+    ($t:ty, $d:expr, $exp:expr, $exp_nonpos:expr, $tanh:expr) => {
         impl Element for $t {
             const DTYPE: DType = $d;
             #[inline(always)]
@@ -102,6 +106,10 @@ macro_rules! float_impl {
             #[inline(always)]
             fn exp(self) -> Self {
                 $exp(self)
+            }
+            #[inline(always)]
+            fn exp_nonpos(self) -> Self {
+                $exp_nonpos(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -151,8 +159,8 @@ macro_rules! float_impl {
         }
     };
 }
-float_impl!(f32, DType::F32, crate::fastmath::exp_f32, crate::fastmath::tanh_f32);
-float_impl!(f64, DType::F64, f64::exp, f64::tanh);
+float_impl!(f32, DType::F32, crate::fastmath::exp_f32, crate::fastmath::exp_nonpos_f32, crate::fastmath::tanh_f32);
+float_impl!(f64, DType::F64, f64::exp, f64::exp, f64::tanh);
 
 impl Element for i64 {
     const DTYPE: DType = DType::I64;

@@ -36,6 +36,30 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `e^x` for f32 where `x <= 0` or `x = -inf`: [`exp_f32`]'s reduction and polynomial with one
+/// scale factor `2^k` instead of two, no upper clamp and no NaN test, so about a third fewer
+/// vector instructions. It serves the sums of `e^(x − max)` in softmax and cross-entropy, whose
+/// arguments are never positive. Results below `2^-126` (from about `x < −87.3`) flush to 0;
+/// from there up to 0 it is within 2 ulp, as `exp_f32` (tested). NaN or positive `x`: unspecified.
+#[inline(always)]
+pub fn exp_nonpos_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0;
+    // From -88 down, k rounds to -127, whose scale factor has all exponent bits clear: 0.
+    let xc = if x > -88.0 { x } else { -88.0 };
+    let t = xc * LOG2E + ROUND;
+    let k = t - ROUND;
+    let ki = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    let r = xc - k * LN2_HI - k * LN2_LO;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * (r * r) + r + 1.0;
+    e * f32::from_bits(((ki + 127) << 23) as u32)
+}
+
 /// `tanh x` for f32, vectorisable: Cephes' odd minimax polynomial below |x| = 0.625 (where
 /// `1 − 2/(e^{2|x|} + 1)` would lose digits to cancellation), that formula above, with [`exp_f32`].
 /// Within 3 ulp over the whole range (tested against f64 `tanh`); NaN stays NaN.
@@ -85,7 +109,7 @@ crate::simd::multiversion! {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp_f32, tanh_f32};
+    use super::{exp_f32, exp_nonpos_f32, tanh_f32};
 
     fn ulp_error(x: f32) -> f64 {
         let exact = (x as f64).exp();
@@ -121,6 +145,33 @@ mod tests {
         assert_eq!(exp_f32(89.0), f32::INFINITY);
         assert_eq!(exp_f32(-110.0), 0.0);
         assert!((exp_f32(1.0) - std::f32::consts::E).abs() <= f32::EPSILON * 3.0);
+    }
+
+    #[test]
+    fn nonpositive_exp_within_two_ulp_and_flushes_below_the_normal_range() {
+        let mut worst = (0.0, 0.0f32);
+        let n = 2_000_000;
+        for i in 0..=n {
+            let x = -87.3 * i as f32 / n as f32;
+            let exact = (x as f64).exp();
+            let rounded = exact as f32;
+            let ulp = (f32::from_bits(rounded.to_bits() + 1) - rounded) as f64;
+            let e = (exp_nonpos_f32(x) as f64 - exact).abs() / ulp;
+            if e > worst.0 {
+                worst = (e, x);
+            }
+        }
+        assert!(worst.0 <= 2.0, "worst error {:.2} ulp at x = {}", worst.0, worst.1);
+        assert_eq!(exp_nonpos_f32(0.0), 1.0);
+        assert_eq!(exp_nonpos_f32(-0.0), 1.0);
+        for x in [-88.0, -95.0, -1e30, f32::NEG_INFINITY] {
+            assert_eq!(exp_nonpos_f32(x), 0.0, "x = {x}");
+        }
+        // Between the flush and the normal range: 0 or within 2 ulp of the (normal) result.
+        for x in [-87.9f32, -87.5, -87.34] {
+            let (got, exact) = (exp_nonpos_f32(x), (x as f64).exp());
+            assert!(got == 0.0 || ((got as f64 - exact) / exact).abs() < 1e-6, "x = {x}: {got}");
+        }
     }
 
     /// Error of `tanh_f32(x)` in units in the last place of the correctly rounded result.

@@ -60,6 +60,47 @@ fn a_row_of_minus_infinity_is_nan_as_in_pytorch_and_leaves_other_rows_alone() {
     assert!((y[3] - (1.0 - (1.0f32.exp() + 1.0).ln())).abs() < 1e-6, "{y:?}");
 }
 
+#[test]
+fn masked_logits_get_exactly_zero_and_a_nan_or_infinity_spoils_only_its_own_row() {
+    // f32 rows long enough for the 32-lane loops: the sums of e^(x − m) use the cheaper
+    // exponential for non-positive arguments where the row's maximum is finite.
+    let c = 70;
+    let mut rows = vec![vec![0.5f32; c]; 4];
+    rows[0][3] = f32::NEG_INFINITY; // masked: probability and gradient exactly 0
+    rows[0][69] = f32::NEG_INFINITY; // also in the loop's remainder
+    rows[0][10] = 2.0;
+    rows[1][5] = f32::NAN;
+    rows[2][7] = f32::INFINITY;
+    rows[3][0] = -200.0; // far below the rest: e^(x − m) flushes to 0, as its f32 value would round
+    let x = Tensor::from_vec(rows.concat(), &[4, c]).unwrap().requires_grad_(true);
+    let logp = x.log_softmax(1).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(logp[3], f32::NEG_INFINITY);
+    assert_eq!(logp[69], f32::NEG_INFINITY);
+    let expect = |z: f64, others: &[(f64, usize)]| {
+        let s: f64 = others.iter().map(|&(v, n)| n as f64 * v.exp()).sum();
+        (z - s.ln()) as f32
+    };
+    let want0 = expect(2.0, &[(2.0, 1), (0.5, c - 3)]);
+    assert!((logp[10] - want0).abs() < 1e-5, "{} against {want0}", logp[10]);
+    assert!(logp[c..2 * c].iter().all(|v| v.is_nan()), "a NaN logit makes its row NaN");
+    assert!(logp[2 * c..3 * c].iter().all(|v| v.is_nan()), "a +inf logit makes its row NaN, as in PyTorch");
+    let want3 = expect(0.5, &[(0.5, c - 1)]);
+    assert!((logp[3 * c + 1] - want3).abs() < 1e-5, "{} against {want3}", logp[3 * c + 1]);
+
+    let y = Tensor::from_vec(vec![10i64, 0, 0, 1], &[4]).unwrap();
+    let opts = CrossEntropyOptions { reduction: Reduction::None, ..Default::default() };
+    let loss = cross_entropy(&x, &y, opts).unwrap();
+    let l = loss.to_vec::<f32>().unwrap();
+    assert!((l[0] + want0).abs() < 1e-5 && l[1].is_nan() && l[2].is_nan() && (l[3] + want3).abs() < 1e-5, "{l:?}");
+    let cot = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, 1.0], &[4]).unwrap();
+    let g = grad(&loss, &[&x], Some(&cot), false).unwrap()[0].clone().unwrap().to_vec::<f32>().unwrap();
+    assert_eq!((g[3], g[69]), (0.0, 0.0), "masked entries get no gradient");
+    let p_other = (0.5 - (2.0f64.exp() + (c - 3) as f64 * 0.5f64.exp()).ln()).exp() as f32;
+    assert!((g[0] - p_other).abs() < 1e-6 && (g[10] - (want0.exp() - 1.0)).abs() < 1e-6, "{:?}", &g[..12]);
+    assert_eq!(g[3 * c], 0.0, "e^(-200.5) is below f32's range");
+    assert!(g[3 * c..].iter().all(|v| v.is_finite()));
+}
+
 /// The composite definition of the per-row smoothed cross-entropy:
 /// `(1 - eps)·(-log p_y) + eps·mean(-log p)`, `log p` from the composite log-softmax.
 fn cross_entropy_composite(x: &Tensor, y: &[i64], eps: f64) -> Tensor {

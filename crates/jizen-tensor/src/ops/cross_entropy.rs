@@ -28,31 +28,18 @@ use crate::autograd::is_grad_enabled;
 use crate::dtype::Float;
 use crate::error::{shape_err, Result};
 use crate::op::Op;
-use crate::ops::reduce::{extreme_slice, sum_slice};
+use crate::ops::reduce::shift_and_log_sum;
 use crate::parallel::{num_threads, pool, worth_parallel};
 use crate::storage::{assume_init, uninit, StorageElement};
 use crate::Tensor;
-
-/// The shift and log-normaliser of one row: `(m, log Σ e^(x − m))`; a row without a finite
-/// maximum is shifted by 0 (it comes out NaN, as in PyTorch). `scratch` holds the exponentials.
-#[inline(always)]
-fn row_stats<T: Float>(x: &[T], scratch: &mut [T]) -> (T, T) {
-    let m = extreme_slice(x, true);
-    let m = if m.to_f64().is_finite() { m } else { T::zero() };
-    for (s, &v) in scratch.iter_mut().zip(x) {
-        *s = (v - m).exp();
-    }
-    (m, sum_slice(scratch).ln())
-}
 
 /// Forward of a block of rows: the losses and the per-row `(m, log-sum)`.
 #[inline(always)]
 fn forward_rows<T: Float>(x: &[T], y: &[usize], eps: f64, loss: &mut [T], stats: &mut [T]) {
     let c = x.len() / y.len();
-    let mut scratch = vec![T::zero(); c];
     let (keep, spread) = (T::from_f64(1.0 - eps), T::from_f64(eps / c as f64));
     for (i, (row, &target)) in x.chunks_exact(c).zip(y).enumerate() {
-        let (m, log_sum) = row_stats(row, &mut scratch);
+        let (m, log_sum) = shift_and_log_sum(row);
         let mut picked = keep * (row[target] - m);
         if eps > 0.0 {
             let mut shifted_sum = T::zero();
@@ -73,11 +60,20 @@ fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64,
     let (keep, spread) = (T::from_f64(1.0 - eps), T::from_f64(eps / c as f64));
     for (i, ((row, out), &target)) in x.chunks_exact(c).zip(dx.chunks_exact_mut(c)).zip(y).enumerate() {
         let (m, log_sum, gi) = (stats[2 * i], stats[2 * i + 1], g[i]);
-        let d = |v: T| gi * (((v - m) - log_sum).exp() - spread);
-        for (o, &v) in out.iter_mut().zip(row) {
-            o.write(d(v));
+        // With a finite shift and normaliser, `(v − m) − log_sum ≤ 0` for every element.
+        if (m + log_sum).to_f64().is_finite() {
+            let d = |v: T| gi * (((v - m) - log_sum).exp_nonpos() - spread);
+            for (o, &v) in out.iter_mut().zip(row) {
+                o.write(d(v));
+            }
+            out[target].write(d(row[target]) - gi * keep);
+        } else {
+            let d = |v: T| gi * (((v - m) - log_sum).exp() - spread);
+            for (o, &v) in out.iter_mut().zip(row) {
+                o.write(d(v));
+            }
+            out[target].write(d(row[target]) - gi * keep);
         }
-        out[target].write(d(row[target]) - gi * keep);
     }
 }
 

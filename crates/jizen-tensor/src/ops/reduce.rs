@@ -30,16 +30,17 @@ pub(crate) fn sum_slice<T: Float>(x: &[T]) -> T {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
 }
 
-/// Max or min of a slice, in eight independent lanes so that it vectorises; NaN propagates.
+/// Max or min of a slice, in 32 independent lanes (four vectors of eight, so that the chains of
+/// compare-and-select overlap); NaN propagates.
 #[inline(always)]
 pub(crate) fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
     let init = if max { T::NEG_INFINITY } else { T::INFINITY };
     let pick = |a: T, b: T| if max { a.max(b) } else { a.min(b) };
-    let mut acc = [init; 8];
-    let chunks = x.chunks_exact(8);
+    let mut acc = [init; 32];
+    let chunks = x.chunks_exact(32);
     let rest = chunks.remainder();
     for c in chunks {
-        for k in 0..8 {
+        for k in 0..32 {
             acc[k] = pick(acc[k], c[k]);
         }
     }
@@ -48,6 +49,38 @@ pub(crate) fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
         m = pick(m, a);
     }
     m
+}
+
+/// The shift and log-normaliser of a row for softmax and cross-entropy: `(m, log Σ e^(x − m))`
+/// with `m` the row's maximum. A row without a finite maximum comes out NaN, as in PyTorch: all
+/// `-inf` is shifted by 0 (the log of the sum is then `-inf`), a NaN or `+inf` maximum by itself
+/// (NaN in the sum). Two passes, each in 32 lanes, nothing stored. With a finite maximum every
+/// argument `x − m` is `≤ 0` (or `-inf`), so the cheaper [`Float::exp_nonpos`] serves;
+/// otherwise the full `exp`.
+#[inline(always)]
+pub(crate) fn shift_and_log_sum<T: Float>(x: &[T]) -> (T, T) {
+    let m = extreme_slice(x, true);
+    if !m.to_f64().is_finite() {
+        let m = if m == T::NEG_INFINITY { T::zero() } else { m };
+        let mut acc = [T::zero(); 8];
+        let chunks = x.chunks_exact(8);
+        let rest = chunks.remainder().iter().fold(T::zero(), |s, &v| s + (v - m).exp());
+        for c in chunks {
+            for k in 0..8 {
+                acc[k] += (c[k] - m).exp();
+            }
+        }
+        return (m, (sum_slice(&acc) + rest).ln());
+    }
+    let mut acc = [T::zero(); 32];
+    let chunks = x.chunks_exact(32);
+    let rest = chunks.remainder().iter().fold(T::zero(), |s, &v| s + (v - m).exp_nonpos());
+    for c in chunks {
+        for k in 0..32 {
+            acc[k] += (c[k] - m).exp_nonpos();
+        }
+    }
+    (m, (sum_slice(&acc) + rest).ln())
 }
 
 fn fold_slice<T: Float>(op: ReduceOp, x: &[T]) -> T {

@@ -1,8 +1,9 @@
 //! Fused log-softmax over the last axis: one pass for the maximum, one for the sum of
-//! exponentials, one to write — instead of the composite's eight. It computes exactly the
+//! exponentials (not stored), one to write — instead of the composite's eight. It computes the
 //! composite `(x - m) - log(sum(exp(x - m)))` (never adding the maximum back, never
-//! `log(softmax)`); `tests/fused.rs` checks the two against each other, and the parity fixtures
-//! against PyTorch.
+//! `log(softmax)`), summed in another order and, in f32, with exponentials below `2^-126` taken
+//! as 0 (`reduce::shift_and_log_sum`); `tests/fused.rs` checks the two against each other, and
+//! the parity fixtures against PyTorch.
 
 use std::mem::MaybeUninit;
 
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 use crate::dtype::Float;
 use crate::error::Result;
 use crate::op::Op;
-use crate::ops::reduce::{extreme_slice, sum_slice};
+use crate::ops::reduce::shift_and_log_sum;
 use crate::parallel::{pool, worth_parallel};
 use crate::storage::{assume_init, fill_uninit, uninit, StorageElement};
 use crate::Tensor;
@@ -23,14 +24,9 @@ crate::simd::multiversion! {
 
 #[inline(always)]
 fn row_body<T: Float>(x: &[T], out: &mut [T]) {
-    let m = extreme_slice(x, true);
     // A row without a finite maximum (all -inf) is shifted by 0; it comes out NaN, as in PyTorch,
     // and does not disturb the other rows.
-    let m = if m.to_f64().is_finite() { m } else { T::zero() };
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - m).exp();
-    }
-    let log_sum = sum_slice(out).ln();
+    let (m, log_sum) = shift_and_log_sum(x);
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - m) - log_sum;
     }
