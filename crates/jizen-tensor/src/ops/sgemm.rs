@@ -7,7 +7,11 @@
 //! speed for a whole benchmark run while the host served someone else (BENCHMARKS.md, "where a slow
 //! sgemm call's time goes"); the fast thread then waits. Here each thread claims blocks of
 //! output columns from an atomic counter until none are left, blocks that shrink as the end
-//! nears (guided scheduling), so a slowed thread simply takes fewer of them.
+//! nears (guided scheduling), so a slowed thread simply takes fewer of them. Each thread starts
+//! on a home range of its own, an equal share in thread order, and claims from the others' only
+//! once that is done: the columns of a weight's product that a thread computes are then those
+//! whose rows it updated in the last optimizer step, so the weight does not cross between the
+//! cores.
 //!
 //! Like gemm, the driver computes the row-major product `C = A·B` as its transpose,
 //! `Cᵀ = Bᵀ·Aᵀ`, so that the microkernels write short runs of `C`'s rows: the "left" operand
@@ -133,10 +137,33 @@ pub(super) mod x86 {
     /// blocks shrink toward the end and the threads finish close together. Every block reads all
     /// of `R` once, so blocks are not made smaller than that: a block of one microkernel row
     /// would stream `R` from memory for little work.
-    fn claim(next: &AtomicUsize, total: usize, threads: usize) -> Option<(usize, usize)> {
+    /// Each thread's home range of `L`'s `n` rows, as the counter its claims advance and the
+    /// range's end: equal shares of whole microkernel tiles, in thread order.
+    fn home_ranges(n: usize, threads: usize) -> (Vec<AtomicUsize>, Vec<usize>) {
+        let per = n.div_ceil(threads).next_multiple_of(MR);
+        (
+            (0..threads).map(|t| AtomicUsize::new((t * per).min(n))).collect(),
+            (0..threads).map(|t| ((t + 1) * per).min(n)).collect(),
+        )
+    }
+
+    /// The next block of `L`'s rows for thread `me`: from its home range (`nexts[me]` up to
+    /// `ends[me]`) while any is left, then from the other threads' ranges, so that a thread slowed
+    /// by the host leaves the rest of its range to the others.
+    fn claim(nexts: &[AtomicUsize], ends: &[usize], me: usize) -> Option<(usize, usize)> {
+        let threads = nexts.len();
+        (0..threads).find_map(|d| {
+            let t = (me + d) % threads;
+            claim_in(&nexts[t], ends[t], threads)
+        })
+    }
+
+    /// A block from one range: a share of what is left that shrinks as the range's end nears
+    /// (guided scheduling), whole microkernel tiles, at most a packing block.
+    fn claim_in(next: &AtomicUsize, end: usize, threads: usize) -> Option<(usize, usize)> {
         let mut at = next.load(Ordering::Relaxed);
         loop {
-            let left = total.checked_sub(at).filter(|&l| l > 0)?;
+            let left = end.checked_sub(at).filter(|&l| l > 0)?;
             let take = left.div_ceil(2 * threads).next_multiple_of(MR).clamp(2 * MR, MC).min(left);
             match next.compare_exchange_weak(at, at + take, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Some((at, take)),
@@ -145,10 +172,6 @@ pub(super) mod x86 {
         }
     }
 
-    /// `p` on `threads` workers of jizen's pool (`A` contiguous along its rows).
-    ///
-    /// # Safety
-    /// As [`super::try_sgemm`], and the CPU has AVX2 and FMA.
     pub(in crate::ops) unsafe fn drive(threads: usize, p: Product) {
         let simd = V3::try_new().expect("drive: AVX2 and FMA checked by the caller");
         let Product { m, n, k, c_rs, a_rs, a_cs, b_rs, b_cs, accumulate, .. } = p;
@@ -160,8 +183,13 @@ pub(super) mod x86 {
         let k_blocks = k.div_ceil(KC);
         let kc = k.div_ceil(k_blocks);
         let panels = m.div_ceil(NR);
-        let next = AtomicUsize::new(0);
-        let work = || {
+        // Home ranges: equal shares in thread order, the calling thread's first. The optimizer's
+        // and the elementwise passes' parallel splits hand out equal contiguous shares the same
+        // way, so a weight's rows that a thread updated are the ones it packs in the next forward
+        // product, still in its own caches (BENCHMARKS.md, 2026-12-06 03:30: with the vCPUs far
+        // apart this made the `mlp` step 7% faster).
+        let (nexts, ends) = home_ranges(n, threads);
+        let work = |me: usize| {
             // Borrowing `p` whole (it is `Sync`; its raw pointers alone are not).
             let whole = &p;
             let Product { a, b, c, .. } = *whole;
@@ -171,7 +199,7 @@ pub(super) mod x86 {
                     *buf = vec![0.0; KC * MC];
                 }
                 let packed = buf.as_mut_ptr();
-                while let Some((row0, rows)) = claim(&next, n, threads) {
+                while let Some((row0, rows)) = claim(&nexts, &ends, me) {
                     let micro = rows.div_ceil(MR);
                     let mut depth = 0;
                     while depth < k {
@@ -235,10 +263,11 @@ pub(super) mod x86 {
         // after the counter ran out returns at once.
         crate::parallel::pool().install(|| {
             rayon::scope(|s| {
-                for _ in 1..threads {
-                    s.spawn(|_| work());
+                for t in 1..threads {
+                    let work = &work;
+                    s.spawn(move |_| work(t));
                 }
-                work();
+                work(0);
             })
         });
     }
@@ -324,22 +353,53 @@ pub(super) mod x86 {
         /// Claims cover every row exactly once, in order, in blocks of whole microkernel rows
         /// (but the last) no larger than `MC`, shrinking toward the end.
         #[test]
-        fn claims_cover_the_rows() {
-            for &(total, threads) in &[(1, 2), (16, 2), (200, 2), (1024, 2), (1000, 3), (4096, 8)] {
-                let next = AtomicUsize::new(0);
+        fn claims_cover_the_rows_home_ranges_first() {
+            for &(total, threads) in &[(1, 2), (16, 2), (200, 2), (1024, 2), (1000, 3), (4096, 8), (512, 2)] {
+                // Thread 0 claims alone until its range is done, then the threads take turns from
+                // thread 1 on (thread 0, with nothing left at home, takes from the others): the
+                // blocks must tile 0..total once, thread 0's first claims come from its own range,
+                // and within a range blocks follow each other without growing.
+                let (nexts, ends) = home_ranges(total, threads);
+                let starts: Vec<usize> = nexts.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+                let mut got = vec![];
+                while let Some(c) = claim(&nexts, &ends, 0) {
+                    got.push((0, c));
+                    if c.0 + c.1 == ends[0] {
+                        break;
+                    }
+                }
+                assert!(got.iter().all(|&(_, (first, _))| first < ends[0]), "thread 0 left its range early");
+                let mut me = 1 % threads;
+                while let Some(c) = claim(&nexts, &ends, me) {
+                    got.push((me, c));
+                    me = (me + 1) % threads;
+                }
+                let mut blocks: Vec<(usize, usize)> = got.iter().map(|&(_, c)| c).collect();
+                blocks.sort();
                 let mut at = 0;
-                let mut last = usize::MAX;
-                while let Some((first, rows)) = claim(&next, total, threads) {
-                    assert_eq!(first, at);
+                for &(first, rows) in &blocks {
+                    assert_eq!(first, at, "{total} rows, {threads} threads: gap or overlap");
                     assert!(rows > 0 && rows <= MC);
-                    assert!(rows <= last, "blocks grow: {rows} after {last}");
-                    if first + rows < total {
-                        assert_eq!(rows % MR, 0);
+                    if !ends.contains(&(first + rows)) {
+                        assert_eq!(rows % MR, 0, "a block inside a range is whole tiles");
                     }
                     at += rows;
-                    last = rows;
                 }
                 assert_eq!(at, total);
+                for t in 0..threads {
+                    let mut in_range: Vec<(usize, usize)> =
+                        blocks.iter().copied().filter(|&(f, _)| f >= starts[t] && f < ends[t]).collect();
+                    in_range.sort();
+                    assert!(in_range.windows(2).all(|w| w[1].1 <= w[0].1), "blocks grow in range {t}");
+                }
+                // Each other thread's first claim starts its own range (thread 0 kept to its own).
+                for t in 1..threads {
+                    if let Some(&(_, (first, _))) = got.iter().find(|&&(who, _)| who == t) {
+                        if starts[t] < ends[t] {
+                            assert_eq!(first, starts[t], "thread {t} did not start at home");
+                        }
+                    }
+                }
             }
         }
     }
