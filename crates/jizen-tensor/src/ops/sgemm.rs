@@ -186,8 +186,8 @@ pub(super) mod x86 {
         // Home ranges: equal shares in thread order, the calling thread's first. The optimizer's
         // and the elementwise passes' parallel splits hand out equal contiguous shares the same
         // way, so a weight's rows that a thread updated are the ones it packs in the next forward
-        // product, still in its own caches (BENCHMARKS.md, 2026-12-06 03:30: with the vCPUs far
-        // apart this made the `mlp` step 7% faster).
+        // product, still in its own caches (BENCHMARKS.md, "2026-12-06, 02:15": with the vCPUs
+        // far apart this made the `mlp` step 7% faster, and changed nothing measurable near).
         let (nexts, ends) = home_ranges(n, threads);
         let work = |me: usize| {
             // Borrowing `p` whole (it is `Sync`; its raw pointers alone are not).
