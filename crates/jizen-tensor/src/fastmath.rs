@@ -10,20 +10,7 @@
 /// `e^x` for f32, vectorisable (no branches, no calls).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let xc = x.clamp(-104.0, 88.8);
-    let t = xc * LOG2E + ROUND;
-    let k = t - ROUND;
-    // The integer k sits in the low mantissa bits of t.
-    let ki = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
-    let r = xc - k * LN2_HI - k * LN2_LO;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
-        * r
-        + 0.5;
-    let e = p * (r * r) + r + 1.0;
+    let (e, ki) = reduced_exp(x.clamp(-104.0, 88.8));
     let k1 = ki >> 1;
     let k2 = ki - k1;
     let s1 = f32::from_bits(((k1 + 127) << 23) as u32);
@@ -43,21 +30,27 @@ pub fn exp_f32(x: f32) -> f32 {
 /// from there up to 0 it is within 2 ulp, as `exp_f32` (tested). NaN or positive `x`: unspecified.
 #[inline(always)]
 pub fn exp_nonpos_f32(x: f32) -> f32 {
+    // From -88 down, k rounds to -127, whose scale factor has all exponent bits clear: 0.
+    let (e, ki) = reduced_exp(if x > -88.0 { x } else { -88.0 });
+    e * f32::from_bits(((ki + 127) << 23) as u32)
+}
+
+/// The shared core of the two: for a clamped `x`, `(e^r, k)` with `x = k ln2 + r`, `|r| <= ln2/2`.
+#[inline(always)]
+fn reduced_exp(xc: f32) -> (f32, i32) {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0;
-    // From -88 down, k rounds to -127, whose scale factor has all exponent bits clear: 0.
-    let xc = if x > -88.0 { x } else { -88.0 };
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     let t = xc * LOG2E + ROUND;
     let k = t - ROUND;
+    // The integer k sits in the low mantissa bits of t.
     let ki = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let r = xc - k * LN2_HI - k * LN2_LO;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
         * r
         + 0.5;
-    let e = p * (r * r) + r + 1.0;
-    e * f32::from_bits(((ki + 127) << 23) as u32)
+    (p * (r * r) + r + 1.0, ki)
 }
 
 /// `tanh x` for f32, vectorisable: Cephes' odd minimax polynomial below |x| = 0.625 (where

@@ -60,27 +60,25 @@ pub(crate) fn extreme_slice<T: Float>(x: &[T], max: bool) -> T {
 #[inline(always)]
 pub(crate) fn shift_and_log_sum<T: Float>(x: &[T]) -> (T, T) {
     let m = extreme_slice(x, true);
-    if !m.to_f64().is_finite() {
-        let m = if m == T::NEG_INFINITY { T::zero() } else { m };
-        let mut acc = [T::zero(); 8];
-        let chunks = x.chunks_exact(8);
-        let rest = chunks.remainder().iter().fold(T::zero(), |s, &v| s + (v - m).exp());
-        for c in chunks {
-            for k in 0..8 {
-                acc[k] += (c[k] - m).exp();
-            }
-        }
-        return (m, (sum_slice(&acc) + rest).ln());
+    if m.to_f64().is_finite() {
+        return (m, sum_mapped(x, |v| (v - m).exp_nonpos()).ln());
     }
+    let m = if m == T::NEG_INFINITY { T::zero() } else { m };
+    (m, sum_mapped(x, |v| (v - m).exp()).ln())
+}
+
+/// `Σ f(x)` over a slice in 32 lanes.
+#[inline(always)]
+fn sum_mapped<T: Float>(x: &[T], f: impl Fn(T) -> T) -> T {
     let mut acc = [T::zero(); 32];
     let chunks = x.chunks_exact(32);
-    let rest = chunks.remainder().iter().fold(T::zero(), |s, &v| s + (v - m).exp_nonpos());
+    let rest = chunks.remainder().iter().fold(T::zero(), |s, &v| s + f(v));
     for c in chunks {
         for k in 0..32 {
-            acc[k] += (c[k] - m).exp_nonpos();
+            acc[k] += f(c[k]);
         }
     }
-    (m, (sum_slice(&acc) + rest).ln())
+    sum_slice(&acc) + rest
 }
 
 fn fold_slice<T: Float>(op: ReduceOp, x: &[T]) -> T {
