@@ -5,8 +5,9 @@ Used by compare_kernels.py (criterion kernels against torch_kernels.py) and comp
 
   find_python(arg, prog)      the python that has torch and numpy: `arg`, else $JIZEN_REF_PYTHON,
                               else /root/venvs/ref/bin/python when it exists, else
-                              ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python (made by
-                              scripts/fixtures/setup-env.sh); exits with a hint when none exists
+                              ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python; when
+                              none exists it runs scripts/fixtures/setup-env.sh, which makes that
+                              venv and installs the pinned torch and NumPy, and uses its python
   loadavg1()                  the 1-minute load average (/proc/loadavg)
   busy_seconds()              CPU seconds the whole machine spent busy (/proc/stat)
   own_cpu_seconds()           CPU seconds of this process and its finished children
@@ -54,8 +55,22 @@ def find_python(arg, prog):
     for c in cands:
         if c and Path(c).exists():
             return c
-    sys.exit(f"{prog}: no python with torch found; run scripts/fixtures/setup-env.sh "
-             "(it prints the python path) and pass it with --python")
+    return setup_env(prog)
+
+
+def setup_env(prog):
+    """Runs scripts/fixtures/setup-env.sh (creates or reuses the reference venv and installs its
+    pinned packages, torch among them) and returns the python path it prints last."""
+    script = Path(__file__).resolve().parents[1] / "fixtures" / "setup-env.sh"
+    print(f"[{prog}] no python with torch found: running {script} to install one "
+          "(PyPI's torch is the CUDA build, about 5 GB; JIZEN_TORCH_INDEX picks another index)",
+          file=sys.stderr, flush=True)
+    done = subprocess.run(["bash", str(script)], stdout=subprocess.PIPE, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or not Path(lines[-1]).exists():
+        sys.exit(f"{prog}: {script} failed (exit {done.returncode}); "
+                 "fix what it printed, or pass a python with torch and numpy with --python")
+    return lines[-1]
 
 
 def add_machine_args(p, quick_wait=5.0, full_wait=300.0):

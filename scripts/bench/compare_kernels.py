@@ -24,8 +24,9 @@ What it does:
      jizen/torch, and for sgemm the GFLOP/s of jizen, torch and NumPy and jizen's share of the best.
 
 The torch python: --python, else $JIZEN_REF_PYTHON, else /root/venvs/ref/bin/python when it
-exists, else ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python (made by
-scripts/fixtures/setup-env.sh). Numbers from a busy machine mean nothing: run on a quiet one.
+exists, else ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python, made by
+scripts/fixtures/setup-env.sh, which this script runs (installing torch) when none of them
+exists. Numbers from a busy machine mean nothing: run on a quiet one.
 The waiting, the CPU accounting and the python discovery live in scripts/bench/benchlib.py,
 shared with compare_workloads.py.
 """

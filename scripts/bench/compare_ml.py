@@ -40,8 +40,8 @@ the solvers' own loops run on one thread.
 
 The settings of both sides are in the docstring of sklearn_timing.py. The scikit-learn python:
 --python, else $JIZEN_REF_PYTHON, else /root/venvs/ref/bin/python when it exists, else
-${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python (made by scripts/fixtures/setup-env.sh);
-it needs numpy, scikit-learn, threadpoolctl and safetensors. Numbers from a busy machine mean
+${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python, made by scripts/fixtures/setup-env.sh,
+which this script runs when none of them exists; it needs numpy, scikit-learn, threadpoolctl and safetensors. Numbers from a busy machine mean
 nothing: run on a quiet one. --json OUT also writes every run's JSON line, its accounting and the
 summary.
 """

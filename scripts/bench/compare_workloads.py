@@ -58,8 +58,9 @@ at every parallel region, and its step times grow tenfold or more (seen on the 2
 far more than jizen's.
 
 The torch python: --python, else $JIZEN_REF_PYTHON, else /root/venvs/ref/bin/python when it
-exists, else ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python (made by
-scripts/fixtures/setup-env.sh). Numbers from a busy machine mean nothing: run on a quiet one.
+exists, else ${JIZEN_REF_VENV:-$HOME/.cache/jizen/ref-venv}/bin/python, made by
+scripts/fixtures/setup-env.sh, which this script runs (installing torch) when none of them
+exists. Numbers from a busy machine mean nothing: run on a quiet one.
 --json OUT also writes every run's JSON line, its accounting and the summary.
 """
 
