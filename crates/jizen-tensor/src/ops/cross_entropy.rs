@@ -62,19 +62,20 @@ fn backward_rows<T: Float>(x: &[T], y: &[usize], stats: &[T], g: &[T], eps: f64,
         let (m, log_sum, gi) = (stats[2 * i], stats[2 * i + 1], g[i]);
         // With a finite shift and normaliser, `(v − m) − log_sum ≤ 0` for every element.
         if (m + log_sum).to_f64().is_finite() {
-            let d = |v: T| gi * (((v - m) - log_sum).exp_nonpos() - spread);
-            for (o, &v) in out.iter_mut().zip(row) {
-                o.write(d(v));
-            }
-            out[target].write(d(row[target]) - gi * keep);
+            gradient_row(row, out, target, |v| gi * (((v - m) - log_sum).exp_nonpos() - spread), gi * keep);
         } else {
-            let d = |v: T| gi * (((v - m) - log_sum).exp() - spread);
-            for (o, &v) in out.iter_mut().zip(row) {
-                o.write(d(v));
-            }
-            out[target].write(d(row[target]) - gi * keep);
+            gradient_row(row, out, target, |v| gi * (((v - m) - log_sum).exp() - spread), gi * keep);
         }
     }
+}
+
+/// One row of the gradient: `d(v)` for every logit, less `picked` at the target.
+#[inline(always)]
+fn gradient_row<T: Float>(row: &[T], out: &mut [MaybeUninit<T>], target: usize, d: impl Fn(T) -> T, picked: T) {
+    for (o, &v) in out.iter_mut().zip(row) {
+        o.write(d(v));
+    }
+    out[target].write(d(row[target]) - picked);
 }
 
 crate::simd::multiversion! {

@@ -132,11 +132,6 @@ pub(super) mod x86 {
         static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// The next block of `L`'s rows, `(first, count)`: a share of what is left, `1 / (2·threads)`
-    /// of it, rounded up to whole microkernel rows, at least two of them and at most `MC`, so the
-    /// blocks shrink toward the end and the threads finish close together. Every block reads all
-    /// of `R` once, so blocks are not made smaller than that: a block of one microkernel row
-    /// would stream `R` from memory for little work.
     /// Each thread's home range of `L`'s `n` rows, as the counter its claims advance and the
     /// range's end: equal shares of whole microkernel tiles, in thread order.
     fn home_ranges(n: usize, threads: usize) -> (Vec<AtomicUsize>, Vec<usize>) {
@@ -158,8 +153,11 @@ pub(super) mod x86 {
         })
     }
 
-    /// A block from one range: a share of what is left that shrinks as the range's end nears
-    /// (guided scheduling), whole microkernel tiles, at most a packing block.
+    /// The next block of one range, `(first, count)`: a share of what is left, `1 / (2·threads)`
+    /// of it, rounded up to whole microkernel rows, at least two of them and at most `MC`, so the
+    /// blocks shrink toward the range's end and the threads finish close together. Every block
+    /// reads all of `R` once, so blocks are not made smaller than that: a block of one microkernel
+    /// row would stream `R` from memory for little work.
     fn claim_in(next: &AtomicUsize, end: usize, threads: usize) -> Option<(usize, usize)> {
         let mut at = next.load(Ordering::Relaxed);
         loop {
@@ -172,6 +170,10 @@ pub(super) mod x86 {
         }
     }
 
+    /// `p` on `threads` workers of jizen's pool (`A` at any strides).
+    ///
+    /// # Safety
+    /// As [`super::try_sgemm`], and the CPU has AVX2 and FMA.
     pub(in crate::ops) unsafe fn drive(threads: usize, p: Product) {
         let simd = V3::try_new().expect("drive: AVX2 and FMA checked by the caller");
         let Product { m, n, k, c_rs, a_rs, a_cs, b_rs, b_cs, accumulate, .. } = p;
@@ -350,8 +352,9 @@ pub(super) mod x86 {
             }
         }
 
-        /// Claims cover every row exactly once, in order, in blocks of whole microkernel rows
-        /// (but the last) no larger than `MC`, shrinking toward the end.
+        /// Claims cover every row exactly once, in blocks of whole microkernel rows (but a
+        /// range's last) no larger than `MC`, shrinking toward each range's end; each thread
+        /// starts at home.
         #[test]
         fn claims_cover_the_rows_home_ranges_first() {
             for &(total, threads) in &[(1, 2), (16, 2), (200, 2), (1024, 2), (1000, 3), (4096, 8), (512, 2)] {

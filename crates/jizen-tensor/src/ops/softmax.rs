@@ -24,8 +24,8 @@ crate::simd::multiversion! {
 
 #[inline(always)]
 fn row_body<T: Float>(x: &[T], out: &mut [T]) {
-    // A row without a finite maximum (all -inf) is shifted by 0; it comes out NaN, as in PyTorch,
-    // and does not disturb the other rows.
+    // A row without a finite maximum comes out NaN, as in PyTorch, and does not disturb the
+    // other rows (see `shift_and_log_sum`).
     let (m, log_sum) = shift_and_log_sum(x);
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - m) - log_sum;
