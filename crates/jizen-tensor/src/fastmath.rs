@@ -24,8 +24,8 @@ pub fn exp_f32(x: f32) -> f32 {
 }
 
 /// `e^x` for f32 where `x <= 0` or `x = -inf`: [`exp_f32`]'s reduction and polynomial with one
-/// scale factor `2^k` instead of two, no upper clamp and no NaN test, so about a third fewer
-/// vector instructions. It serves the sums of `e^(x − max)` in softmax and cross-entropy, whose
+/// scale factor `2^k` instead of two, no upper clamp and no NaN test (about a third fewer
+/// operations, counted in the source). It serves the sums of `e^(x − max)` in softmax and cross-entropy, whose
 /// arguments are never positive. Results below `2^-126` (from about `x < −87.3`) flush to 0;
 /// from there up to 0 it is within 2 ulp, as `exp_f32` (tested). NaN or positive `x`: unspecified.
 #[inline(always)]
